@@ -1,0 +1,1 @@
+"""Radionuclide dosimetry: voxel S values, local deposition, planning models, TAC fits, DVH."""

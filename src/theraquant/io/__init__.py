@@ -1,0 +1,11 @@
+"""Readers and writers: NIfTI and DICOM in; NIfTI (and DICOM results) out.
+
+``io`` knows only :class:`theraquant.image.Image`; the engines never open files.
+NIfTI's RAS frame is converted to the package's LPS convention here and only here.
+"""
+
+from ._dicom import read_dicom_series, read_dicom_headers, group_series
+from ._nifti import read_nifti, write_nifti, sidecar_path
+
+__all__ = ["read_nifti", "write_nifti", "sidecar_path", "read_dicom_series", "read_dicom_headers",
+           "group_series"]

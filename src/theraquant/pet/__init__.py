@@ -1,0 +1,1 @@
+"""PET quantification: SUV, lesion metrics, SUVpeak, FMISO hypoxia."""

@@ -1,0 +1,1 @@
+"""Digital phantoms with ground truth."""

@@ -1,0 +1,1 @@
+"""Cohort statistics: ROC, group tests, regression, the response predictor."""
