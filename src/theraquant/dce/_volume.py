@@ -1,0 +1,356 @@
+"""Whole-volume fitting: the batched voxel fit driven over a 4-D array in chunks.
+
+The driver reads the input in slabs along its first axis (for a memory-mapped
+NIfTI, one slab is a set of contiguous reads, one per frame), keeps only the
+masked voxels, converts them to float64 and fits ``chunk_voxels`` curves at a
+time with :func:`theraquant.dce.fit`. Maps are stored in float32 as soon as a
+chunk is done, so the float64 working set is one chunk, never the volume.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..errors import TheraquantError
+
+__all__ = ["fit_volume", "VolumeFit"]
+
+#: ``progress(done, total)``: voxels fitted so far and voxels to fit.
+ProgressCallback = Callable[[int, int], None]
+#: ``transform(curves, index)``: curves (n, T) float64 of the voxels at flat ``index`` (n,) -> (n, T).
+Transform = Callable[[NDArray[np.float64], NDArray[np.int64]], ArrayLike]
+#: ``fit_chunk(curves)``: curves (n, T) float64 -> mapping of name to (n,) arrays.
+ChunkFitter = Callable[[NDArray[np.float64]], Mapping[str, Any]]
+
+
+@dataclass(frozen=True, eq=False)
+class VolumeFit(Mapping):
+    """Parametric maps of a whole-volume fit, indexable by parameter name.
+
+    ``result["Ktrans"]`` is a float32 map of the input's leading (spatial)
+    shape; voxels outside the mask, with non-finite samples, or whose fit
+    failed are NaN. ``result["success"]`` is a boolean map (False outside the
+    mask).
+
+    Attributes
+    ----------
+    maps : dict of str to ndarray
+        The maps: parameters in OSIPI CAPLEX units (Ktrans and kep 1/min, ve
+        and vp mL/mL, Fp and PS mL/100 mL/min, delay and MTT s), ``"r2"``
+        (dimensionless), ``"aic"`` and ``"success"``.
+    n_voxels : int
+        Voxels selected by the mask.
+    n_fitted : int
+        Voxels passed to the fit (selected and with finite samples).
+    n_nonfinite : int
+        Selected voxels skipped because a sample was NaN or infinite (e.g. a
+        saturated signal after conversion to concentration).
+    n_failed : int
+        Selected voxels without a successful fit (including ``n_nonfinite``).
+    chunk_voxels : int
+        Curves per call of the fit.
+    """
+
+    maps: dict[str, NDArray]
+    n_voxels: int
+    n_fitted: int
+    n_nonfinite: int
+    n_failed: int
+    chunk_voxels: int
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> NDArray:
+        return self.maps[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.maps)
+
+    def __len__(self) -> int:
+        return len(self.maps)
+
+    def __repr__(self) -> str:
+        shape = next(iter(self.maps.values())).shape if self.maps else ()
+        return (f"VolumeFit(shape={shape}, maps={list(self.maps)}, n_voxels={self.n_voxels}, "
+                f"n_failed={self.n_failed}, n_nonfinite={self.n_nonfinite})")
+
+
+def _check_chunk_voxels(chunk_voxels: int) -> int:
+    if isinstance(chunk_voxels, bool) or not isinstance(chunk_voxels, (int, np.integer)) or chunk_voxels < 1:
+        raise TheraquantError(f"chunk_voxels must be a positive integer, got {chunk_voxels!r}; "
+                              "65536 (one 256 x 256 slice) is a good size")
+    return int(chunk_voxels)
+
+
+def _lead_and_mask(ct: Any, n_t: int, mask: ArrayLike | None) -> tuple[tuple[int, ...], NDArray[np.bool_] | None]:
+    shape = tuple(int(n) for n in np.shape(ct))
+    if len(shape) < 1 or shape[-1] != n_t:
+        raise TheraquantError(
+            f"ct has shape {shape} but t has {n_t} frame times; the curves need time on the last axis "
+            "with one sample per frame time (a 3-D image where a 4-D one is needed?)")
+    lead = shape[:-1]
+    if mask is None:
+        return lead, None
+    m = np.asarray(mask)
+    if m.shape != lead:
+        raise TheraquantError(
+            f"mask has shape {m.shape} but the curves' leading (spatial) shape is {lead}; "
+            "the mask must be on the image grid (resample it with Image.resample_like)")
+    if m.dtype != bool:
+        if not (np.issubdtype(m.dtype, np.integer) or np.issubdtype(m.dtype, np.floating)):
+            raise TheraquantError(f"mask must be boolean or numeric, got dtype {m.dtype}")
+        m = m != 0
+    return lead, m
+
+
+def _fit_chunked(
+    ct: Any,
+    n_t: int,
+    fit_chunk: ChunkFitter,
+    *,
+    mask: ArrayLike | None = None,
+    chunk_voxels: int = 65536,
+    transform: Transform | None = None,
+    progress: ProgressCallback | None = None,
+    frame_times: NDArray[np.float64] | None = None,
+) -> VolumeFit:
+    """Drive ``fit_chunk`` over the masked voxels of ``ct`` (..., T), chunk by chunk.
+
+    ``ct`` may be any array-like supporting ``shape`` and basic slicing along
+    its first axis (a numpy array, a memory map or a transposed view of one, a
+    nibabel array proxy); only one slab of it is in memory at a time.
+    """
+    chunk_voxels = _check_chunk_voxels(chunk_voxels)
+    lead, m = _lead_and_mask(ct, n_t, mask)
+    single = len(lead) == 0
+    if single:  # one curve
+        ct = np.asarray(ct)[None]
+        lead_it = (1,)
+        m = None
+    else:
+        lead_it = lead
+    n_total = math.prod(lead_it)
+    n_sel = int(np.count_nonzero(m)) if m is not None else n_total
+    if n_sel == 0:
+        raise TheraquantError("the mask selects no voxels; check the mask (label value, grid) or omit it")
+    m_flat = m.reshape(-1) if m is not None else None
+    plane = math.prod(lead_it[1:])
+    rows = max(1, chunk_voxels // max(plane, 1))
+
+    maps: dict[str, NDArray] = {}
+    success = np.zeros(n_total, dtype=bool)
+    pending_idx: list[NDArray[np.int64]] = []
+    pending_ct: list[NDArray[np.float64]] = []
+    n_pending = 0
+    n_done = 0
+    n_fitted = 0
+    n_nonfinite = 0
+
+    def _store(idx: NDArray[np.int64], curves: NDArray[np.float64]) -> None:
+        nonlocal n_fitted
+        res = fit_chunk(curves)
+        n = idx.size
+        for key in res:
+            val = np.asarray(res[key])
+            if val.shape != (n,):
+                continue  # covariances, per-frame residuals...: not a map
+            if key == "success":
+                success[idx] = val.astype(bool)
+                continue
+            if key not in maps:
+                maps[key] = np.full(n_total, np.nan, dtype=np.float32)
+            maps[key][idx] = val
+        if "success" not in res:
+            success[idx] = True
+        n_fitted += n
+
+    def _flush(final: bool) -> None:
+        nonlocal pending_idx, pending_ct, n_pending, n_done
+        if n_pending == 0:
+            return
+        idx_all = np.concatenate(pending_idx) if len(pending_idx) > 1 else pending_idx[0]
+        ct_all = np.concatenate(pending_ct) if len(pending_ct) > 1 else pending_ct[0]
+        start = 0
+        while n_pending - start >= chunk_voxels or (final and start < n_pending):
+            stop = min(start + chunk_voxels, n_pending)
+            _store(idx_all[start:stop], ct_all[start:stop])
+            n_done += stop - start
+            if progress is not None:
+                progress(n_done, n_sel)
+            start = stop
+        pending_idx = [idx_all[start:]] if start < n_pending else []
+        pending_ct = [ct_all[start:]] if start < n_pending else []
+        n_pending -= start
+
+    for i0 in range(0, lead_it[0], rows):
+        i1 = min(i0 + rows, lead_it[0])
+        raw = np.asarray(ct[i0:i1]).reshape(-1, n_t)
+        base = i0 * plane
+        if m_flat is not None:
+            sel = np.flatnonzero(m_flat[base:base + raw.shape[0]])
+            if sel.size == 0:
+                continue
+            raw_sel = raw[sel]
+        else:
+            sel = np.arange(raw.shape[0])
+            raw_sel = raw
+        if np.issubdtype(raw.dtype, np.floating) and raw.shape[0] > 1:
+            dead = ~np.isfinite(raw).any(axis=0)
+            if dead.any():
+                k = int(np.flatnonzero(dead)[0])
+                when = f" (t = {frame_times[k]:g} s)" if frame_times is not None else ""
+                where = f"slices {i0}-{i1 - 1} along the first axis" if not single else "the curve"
+                raise TheraquantError(
+                    f"frame {k}{when} is NaN or infinite in every voxel of {where}; "
+                    "drop that frame and its time, or repair the series")
+        curves = np.asarray(raw_sel, dtype=np.float64)
+        idx = (base + sel).astype(np.int64)
+        if transform is not None:
+            curves = np.asarray(transform(curves, idx), dtype=np.float64)
+            if curves.shape != (idx.size, n_t):
+                raise TheraquantError(f"transform returned shape {curves.shape}; expected {(idx.size, n_t)}")
+        finite = np.isfinite(curves).all(axis=1)
+        if not finite.all():
+            n_bad = int(idx.size - np.count_nonzero(finite))
+            n_nonfinite += n_bad
+            curves, idx = curves[finite], idx[finite]
+            n_done += n_bad
+        if idx.size:
+            pending_idx.append(idx)
+            pending_ct.append(curves)
+            n_pending += idx.size
+        _flush(final=False)
+    _flush(final=True)
+    if progress is not None and n_done < n_sel:
+        progress(n_sel, n_sel)  # everything left was skipped as non-finite
+
+    out_shape = lead if not single else ()
+    out = {k: (v.reshape(out_shape) if not single else v.reshape(())) for k, v in maps.items()}
+    out["success"] = success.reshape(out_shape)
+    for k, v in maps.items():
+        v[~success] = np.nan  # a failed fit has NaN parameters (views of ``out``)
+    n_failed = n_sel - int(np.count_nonzero(success))
+    return VolumeFit(maps=out, n_voxels=n_sel, n_fitted=n_fitted, n_nonfinite=n_nonfinite,
+                     n_failed=n_failed, chunk_voxels=chunk_voxels)
+
+
+def fit_volume(
+    ct: Any,
+    t: ArrayLike,
+    model: str,
+    *,
+    cp: ArrayLike,
+    cp_portal: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
+    method: str = "nlls",
+    chunk_voxels: int = 65536,
+    transform: Transform | None = None,
+    progress: ProgressCallback | None = None,
+    **fit_options: Any,
+) -> VolumeFit:
+    """Fit a tracer-kinetic model to every masked voxel of a 4-D volume, in chunks.
+
+    The same fit as :func:`theraquant.dce.fit` on the masked voxels, with the
+    float64 working set bounded by ``chunk_voxels`` curves: the input is read
+    one slab (along its first axis) at a time, so a memory-mapped NIfTI is
+    never loaded whole, and the maps are stored in float32.
+
+    Parameters
+    ----------
+    ct : (..., T) array_like
+        Tissue concentration, mM, time on the last axis (e.g. (z, y, x, t));
+        any object with ``shape`` and slicing along the first axis: an ndarray,
+        a ``numpy.memmap``, the array of an :class:`~theraquant.image.Image`
+        read with ``read_nifti(..., mmap=True)``. Any dtype (converted to
+        float64 one chunk at a time).
+    t : (T,) array_like
+        Frame times, s.
+    model : str
+        Model name as for :func:`theraquant.dce.fit` (``"tofts"``,
+        ``"etofts"``, ``"patlak"``, ``"2cxm"``, ``"2cum"``,
+        ``"dual_input_1c"``, ``"dual_input_etofts"``).
+    cp, cp_portal : (T,) array_like
+        Arterial (and portal-venous) plasma concentration, mM.
+    mask : (...) array_like of bool, optional
+        Voxels to fit (non-zero), on the grid of ``ct``'s leading axes;
+        default every voxel.
+    method : str
+        Passed to :func:`theraquant.dce.fit` (``"nlls"`` or ``"llsq"``...).
+    chunk_voxels : int
+        Curves per call of the fit (default 65536): peak memory grows with
+        it, speed saturates beyond a few thousand.
+    transform : callable, optional
+        ``transform(curves, index) -> curves`` applied to each chunk before the
+        fit, with ``curves`` (n, T) float64 and ``index`` (n,) the flat voxel
+        indices into the leading shape: converts signal to concentration
+        chunk-wise (the T10 map is indexed with ``index``).
+    progress : callable, optional
+        ``progress(done, total)`` called after each chunk with voxel counts.
+    **fit_options
+        Passed to :func:`theraquant.dce.fit` (``delay``, bounds...).
+
+    Returns
+    -------
+    VolumeFit
+        Read-only mapping of float32 maps of the leading shape (NaN outside
+        the mask and where the fit failed) plus a boolean ``"success"`` map,
+        with voxel counts.
+
+    Raises
+    ------
+    TheraquantError
+        ``ct`` without a time axis matching ``t``, a mask on another grid or
+        selecting nothing, a frame that is NaN in every voxel of a slab, and
+        whatever :func:`theraquant.dce.fit` rejects (model name, ``cp`` length).
+
+    Notes
+    -----
+    Voxels with a non-finite sample are not fitted: they are NaN, counted in
+    ``n_nonfinite`` and have ``success`` False. Chunking never changes the
+    result: each voxel's fit is independent of the others in its chunk.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from theraquant import dce
+    >>> t = np.arange(0.0, 300.0, 5.0)
+    >>> cp = dce.aif.parker(t, hct=0.42)
+    >>> truth = {"Ktrans": np.full((2, 3, 4), 0.2), "ve": np.full((2, 3, 4), 0.3),
+    ...          "vp": np.full((2, 3, 4), 0.05)}
+    >>> ct = dce.simulate(t, "etofts", truth, cp=cp)          # (2, 3, 4, 60) in mM
+    >>> res = dce.fit_volume(ct, t, "etofts", cp=cp, chunk_voxels=5)
+    >>> res["Ktrans"].shape, res["Ktrans"].dtype, bool(res["success"].all())
+    ((2, 3, 4), dtype('float32'), True)
+    >>> bool(np.allclose(res["Ktrans"], 0.2, rtol=1e-3))
+    True
+    """
+    from . import _fit as _fitmod  # the batched fit of theraquant.dce
+
+    t = np.asarray(t, dtype=np.float64)
+    if t.ndim != 1:
+        raise TheraquantError(f"t must be a 1-D array of frame times in s, got shape {t.shape}")
+    cp = np.asarray(cp, dtype=np.float64)
+    if cp.shape != t.shape:
+        raise TheraquantError(
+            f"cp has {cp.size} samples but there are {t.size} frame times; "
+            "give the input function at the frame times (AIF of the wrong length?)")
+    if cp_portal is not None:
+        cp_portal = np.asarray(cp_portal, dtype=np.float64)
+        if cp_portal.shape != t.shape:
+            raise TheraquantError(
+                f"cp_portal has {cp_portal.size} samples but there are {t.size} frame times; "
+                "give the portal-venous input at the frame times")
+
+    def fit_chunk(curves: NDArray[np.float64]) -> Mapping[str, Any]:
+        return _fitmod.fit(t, curves, model, cp=cp, cp_portal=cp_portal, method=method, **fit_options)
+
+    res = _fit_chunked(ct, t.size, fit_chunk, mask=mask, chunk_voxels=chunk_voxels, transform=transform,
+                       progress=progress, frame_times=t)
+    settings = {"model": model, "method": method, "chunk_voxels": int(chunk_voxels), **fit_options}
+    object.__setattr__(res, "settings", settings)
+    return res

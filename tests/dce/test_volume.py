@@ -1,0 +1,135 @@
+"""The chunked whole-volume driver: chunking, masking, memory maps, non-finite data, errors.
+
+The chunking logic is tested with a trivial closed-form "fit" injected (its exact answer
+is known per voxel), then the real driver is checked against a direct call of
+theraquant.dce.fit on the same voxels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from theraquant.dce._volume import _fit_chunked
+from theraquant.errors import TheraquantError
+
+T = 12
+
+
+def _toy_fit(calls: list[int] | None = None):
+    """A closed-form stand-in for dce.fit: per-curve mean, first sample, success if mean > 0."""
+
+    def fit_chunk(curves):
+        assert curves.dtype == np.float64 and curves.ndim == 2 and curves.shape[1] == T
+        if calls is not None:
+            calls.append(curves.shape[0])
+        mean = curves.mean(axis=1)
+        return {"mean": mean, "first": curves[:, 0], "success": mean > 0,
+                "cov": np.zeros((curves.shape[0], 2, 2))}  # not a map: ignored
+
+    return fit_chunk
+
+
+def _volume(shape=(5, 7, 6), seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(1.0, 1.0, size=(*shape, T)).astype(np.float32)
+
+
+@pytest.mark.parametrize("chunk_voxels", [1, 7, 42, 64, 10_000])
+def test_chunking_does_not_change_results(chunk_voxels):
+    ct = _volume()
+    mask = _volume(seed=1)[..., 0] > 0.8
+    calls: list[int] = []
+    res = _fit_chunked(ct, T, _toy_fit(calls), mask=mask, chunk_voxels=chunk_voxels)
+    # reference: the same closed form computed directly on every voxel, in float64
+    mean = ct.astype(np.float64).mean(axis=-1)
+    ok = mask & (mean > 0)
+    assert_array_equal(res["success"], ok)
+    assert res["mean"].dtype == np.float32 and res["mean"].shape == mask.shape
+    assert_allclose(res["mean"][ok], mean[ok], rtol=1e-6)  # float32 storage
+    assert_array_equal(res["first"][ok], ct[..., 0][ok])
+    assert np.all(np.isnan(res["mean"][~ok]))  # outside the mask and failed fits: NaN
+    assert "cov" not in res
+    # only masked voxels were fitted, in chunks of at most chunk_voxels, all full but the last
+    assert sum(calls) == mask.sum() == res.n_voxels == res.n_fitted
+    assert max(calls) <= chunk_voxels and all(c == chunk_voxels for c in calls[:-1])
+    assert res.n_failed == int(mask.sum() - ok.sum())
+
+
+def test_no_mask_fits_every_voxel_and_progress_reaches_total():
+    ct = _volume((3, 4, 5))
+    seen = []
+    res = _fit_chunked(ct, T, _toy_fit(), chunk_voxels=8, progress=lambda d, n: seen.append((d, n)))
+    assert res.n_voxels == 60
+    assert [n for _, n in seen] == [60] * len(seen)
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and done[-1] == 60 and len(done) == 8  # ceil(60 / 8) chunks
+
+
+def test_memory_mapped_fortran_order_input(tmp_path):
+    """A NIfTI-like layout: (x, y, z, t) in Fortran order on disk, viewed as (z, y, x, t)."""
+    ct = _volume((4, 5, 6))
+    disk = np.memmap(tmp_path / "ct.dat", dtype=np.float32, mode="w+", shape=(6, 5, 4, T), order="F")
+    disk[:] = np.transpose(ct, (2, 1, 0, 3))
+    disk.flush()
+    view = np.transpose(np.memmap(tmp_path / "ct.dat", dtype=np.float32, mode="r", shape=(6, 5, 4, T),
+                                  order="F"), (2, 1, 0, 3))
+    res_mm = _fit_chunked(view, T, _toy_fit(), chunk_voxels=13)
+    res_np = _fit_chunked(ct, T, _toy_fit(), chunk_voxels=1000)
+    for key in ("mean", "first", "success"):
+        assert_array_equal(res_mm[key], res_np[key])
+
+
+def test_transform_gets_the_flat_voxel_index():
+    ct = np.zeros((2, 3, 4, T), np.float32)
+    mask = np.zeros((2, 3, 4), bool)
+    mask[0, 1, 2] = mask[1, 2, 3] = mask[1, 0, 0] = True
+
+    def add_index(curves, index):  # concentration := the voxel's flat index
+        return curves + index[:, None]
+
+    res = _fit_chunked(ct, T, _toy_fit(), mask=mask, chunk_voxels=2, transform=add_index)
+    expected = np.arange(24, dtype=float).reshape(2, 3, 4)
+    assert_array_equal(res["first"][mask], expected[mask])
+
+
+def test_nonfinite_voxels_are_skipped_and_counted():
+    ct = _volume((2, 3, 4))
+    ct[0, 0, 0, 5] = np.nan
+    ct[1, 2, 3, 0] = np.inf
+    calls: list[int] = []
+    res = _fit_chunked(ct, T, _toy_fit(calls), chunk_voxels=5)
+    assert res.n_nonfinite == 2 and sum(calls) == 22
+    assert not res["success"][0, 0, 0] and np.isnan(res["mean"][0, 0, 0])
+    assert not res["success"][1, 2, 3]
+
+
+def test_nan_frame_raises():
+    ct = _volume((2, 3, 4))
+    ct[1, ..., 7] = np.nan  # one frame lost in the second slab
+    with pytest.raises(TheraquantError, match=r"frame 7 \(t = 35 s\) is NaN or infinite in every voxel"):
+        _fit_chunked(ct, T, _toy_fit(), chunk_voxels=12, frame_times=np.arange(T) * 5.0)
+
+
+def test_single_curve_and_one_dimensional_leading_shape():
+    curves = _volume((9,))
+    res = _fit_chunked(curves, T, _toy_fit(), chunk_voxels=4)
+    assert res["mean"].shape == (9,)
+    one = _fit_chunked(curves[3], T, _toy_fit())
+    assert one["mean"].shape == () and float(one["first"]) == pytest.approx(float(curves[3, 0]))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"ct": np.zeros((4, 5, 6))}, r"ct has shape \(4, 5, 6\) but t has 12 frame times"),
+        ({"mask": np.ones((4, 5, 7), bool)}, r"mask has shape \(4, 5, 7\) but .* leading \(spatial\) shape is \(4, 5, 6\)"),
+        ({"mask": np.zeros((4, 5, 6), bool)}, "the mask selects no voxels"),
+        ({"chunk_voxels": 0}, "chunk_voxels must be a positive integer, got 0"),
+    ],
+)
+def test_bad_input_raises(kwargs, match):
+    args = {"ct": np.ones((4, 5, 6, T)), "mask": None, "chunk_voxels": 100, **kwargs}
+    with pytest.raises(TheraquantError, match=match):
+        _fit_chunked(args["ct"], T, _toy_fit(), mask=args["mask"], chunk_voxels=args["chunk_voxels"])
