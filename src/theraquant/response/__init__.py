@@ -1,1 +1,13 @@
-"""Response assessment: RECIST 1.1, mRECIST, PERCIST 1.0, EORTC 1999."""
+"""Response assessment: RECIST 1.1, mRECIST, PERCIST 1.0, EORTC 1999.
+
+Every grading function returns a :class:`ResponseResult`: the category, the rule that
+fired (id and sentence), the numbers it compared, the criteria's name, version and
+DOI, and every threshold used. Thresholds are data (``criteria.json`` in this
+package, see :func:`criteria`) and can be overridden with ``thresholds=``.
+"""
+
+from ._criteria import criteria
+from ._pet import eortc, percist
+from ._result import Finding, ResponseResult, Rule
+
+__all__ = ["Finding", "ResponseResult", "Rule", "criteria", "eortc", "percist"]
