@@ -8,6 +8,8 @@ package, see :func:`criteria`) and can be overridden with ``thresholds=``.
 
 from ._criteria import criteria
 from ._pet import eortc, percist
+from ._recist import Lesion, mrecist, recist
 from ._result import Finding, ResponseResult, Rule
 
-__all__ = ["Finding", "ResponseResult", "Rule", "criteria", "eortc", "percist"]
+__all__ = ["Finding", "Lesion", "ResponseResult", "Rule", "criteria", "eortc", "mrecist",
+           "percist", "recist"]
