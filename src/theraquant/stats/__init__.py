@@ -1,7 +1,10 @@
 """Cohort statistics: ROC, group tests, regression, the response predictor."""
 
+from ._bootstrap import BootstrapResult, cluster_bootstrap, roc_bootstrap
 from ._common import wilson
+from ._tests import TestResult, chi2_test, fisher_test, kruskal_wallis, mann_whitney, wilcoxon_signed_rank
 from ._roc import RocComparison, RocResult, ThresholdMetrics, compare_roc, roc, threshold_metrics
 
-__all__ = ["RocComparison", "RocResult", "ThresholdMetrics", "compare_roc", "roc", "threshold_metrics",
-           "wilson"]
+__all__ = ["BootstrapResult", "cluster_bootstrap", "roc_bootstrap", "RocComparison", "RocResult", "ThresholdMetrics", "compare_roc", "roc", "threshold_metrics",
+           "wilson", "TestResult", "chi2_test", "fisher_test", "kruskal_wallis", "mann_whitney",
+           "wilcoxon_signed_rank"]
