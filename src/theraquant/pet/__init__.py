@@ -1,7 +1,17 @@
-"""PET quantification: SUV, lesion metrics, SUVpeak, FMISO hypoxia."""
+"""PET quantification: SUV from DICOM, lesion metrics, SUVpeak, PERCIST liver reference, FMISO hypoxia.
+
+Engines take plain arrays indexed (z, y, x) and ``spacing_mm`` (z, y, x); only :func:`read_suv`
+reads files (through :mod:`theraquant.io`).
+"""
 
 from ._bodysize import body_surface_area, ideal_body_weight, lean_body_mass
+from ._hypoxia import HYPOXIA_THRESHOLDS, hypoxia
+from ._lesion import (lesion_metrics, liver_reference, percist_threshold, sphere_kernel, sphere_radius_mm,
+                      suv_peak, suv_peak_location)
+from ._results import Result
 from ._suv import NORMALIZATIONS, OVERRIDES, SuvConversion, read_suv, suv_factor
 
-__all__ = ["NORMALIZATIONS", "OVERRIDES", "SuvConversion", "body_surface_area", "ideal_body_weight",
-           "lean_body_mass", "read_suv", "suv_factor"]
+__all__ = ["HYPOXIA_THRESHOLDS", "NORMALIZATIONS", "OVERRIDES", "Result", "SuvConversion",
+           "body_surface_area", "hypoxia", "ideal_body_weight", "lean_body_mass", "lesion_metrics",
+           "liver_reference", "percist_threshold", "read_suv", "sphere_kernel", "sphere_radius_mm",
+           "suv_factor", "suv_peak", "suv_peak_location"]
