@@ -10,6 +10,7 @@ from ._criteria import criteria
 from ._pet import eortc, percist
 from ._recist import Lesion, mrecist, recist
 from ._result import Finding, ResponseResult, Rule
+from ._table import grade_lesions
 
-__all__ = ["Finding", "Lesion", "ResponseResult", "Rule", "criteria", "eortc", "mrecist",
-           "percist", "recist"]
+__all__ = ["Finding", "Lesion", "ResponseResult", "Rule", "criteria", "eortc", "grade_lesions",
+           "mrecist", "percist", "recist"]

@@ -13,49 +13,57 @@ from ..errors import TheraquantError
 from ._criteria import EPS, at_least, finite, meta, thresholds as _thresholds
 from ._result import Finding, ResponseResult, Rule
 
-__all__ = ["percist", "eortc", "PERCIST_RULES", "EORTC_RULES"]
+__all__ = ["percist", "eortc", "percist_rules", "eortc_rules"]
 
-#: rule id -> (category, sentence)
-PERCIST_RULES: dict[str, tuple[str, str]] = {
-    "percist.pmd_new_lesion": (
-        "PMD", "a new FDG-avid lesion typical of cancer: progressive metabolic disease"),
-    "percist.ne_not_measurable": (
-        "NE", "the hottest baseline lesion is below the measurability threshold "
-              "(1.5 x liver mean + 2 SD, or 2 x blood-pool mean + 2 SD): not evaluable"),
-    "percist.cmr": (
-        "CMR", "uptake resolved to the reference mean or below (no residual FDG-avid lesion): "
-               "complete metabolic response"),
-    "percist.pmd": (
-        "PMD", "SULpeak increased by at least 30 % and at least 0.8 SUL units: "
-               "progressive metabolic disease"),
-    "percist.pmd_tlg": (
-        "PMD", "TLG increased by at least 75 % without a decline in SULpeak: "
-               "progressive metabolic disease"),
-    "percist.pmr": (
-        "PMR", "SULpeak decreased by at least 30 % and at least 0.8 SUL units: "
-               "partial metabolic response"),
-    "percist.smd": (
-        "SMD", "neither complete or partial response nor progression: stable metabolic disease"),
-}
+def percist_rules(thr: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """PERCIST rule id -> (category, sentence), with thresholds `thr` filled in."""
+    r, a = 100 * thr["relative_change"], thr["absolute_change_SUL"]
+    return {
+        "percist.pmd_new_lesion": (
+            "PMD", "a new FDG-avid lesion typical of cancer: progressive metabolic disease"),
+        "percist.ne_not_measurable": (
+            "NE", f"the hottest baseline lesion is below the measurability threshold "
+                  f"({thr['liver_factor']:g} x liver mean + {thr['liver_sd_factor']:g} SD, or "
+                  f"{thr['blood_pool_factor']:g} x blood-pool mean + {thr['blood_pool_sd_factor']:g} SD): "
+                  "not evaluable"),
+        "percist.cmr": (
+            "CMR", "uptake resolved to the reference mean or below (no residual FDG-avid lesion): "
+                   "complete metabolic response"),
+        "percist.pmd": (
+            "PMD", f"SULpeak increased by at least {r:g} % and at least {a:g} SUL units: "
+                   "progressive metabolic disease"),
+        "percist.pmd_tlg": (
+            "PMD", f"TLG increased by at least {100 * thr['TLG_increase_for_PMD']:g} % without a "
+                   "decline in SULpeak: progressive metabolic disease"),
+        "percist.pmr": (
+            "PMR", f"SULpeak decreased by at least {r:g} % and at least {a:g} SUL units: "
+                   "partial metabolic response"),
+        "percist.smd": (
+            "SMD", "neither complete or partial response nor progression: stable metabolic disease"),
+    }
 
-EORTC_RULES: dict[str, tuple[str, str]] = {
-    "eortc.pmd_new_lesion": (
-        "PMD", "new FDG-avid metastases: progressive metabolic disease"),
-    "eortc.cmr": (
-        "CMR", "complete resolution of FDG uptake (SUV at background or below): "
-               "complete metabolic response"),
-    "eortc.pmd": (
-        "PMD", "SUV increased by at least 25 % in the baseline tumour region: "
-               "progressive metabolic disease"),
-    "eortc.pmd_extent": (
-        "PMD", "extent of uptake increased by at least 20 % in the longest dimension: "
-               "progressive metabolic disease"),
-    "eortc.pmr": (
-        "PMR", "SUV decreased by at least 25 % (at least 15 % after one cycle): "
-               "partial metabolic response"),
-    "eortc.smd": (
-        "SMD", "neither complete or partial response nor progression: stable metabolic disease"),
-}
+
+def eortc_rules(thr: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """EORTC rule id -> (category, sentence), with thresholds `thr` filled in."""
+    return {
+        "eortc.pmd_new_lesion": (
+            "PMD", "new FDG-avid metastases: progressive metabolic disease"),
+        "eortc.cmr": (
+            "CMR", "complete resolution of FDG uptake (SUV at background or below): "
+                   "complete metabolic response"),
+        "eortc.pmd": (
+            "PMD", f"SUV increased by at least {100 * thr['PMD_increase']:g} % in the baseline "
+                   "tumour region: progressive metabolic disease"),
+        "eortc.pmd_extent": (
+            "PMD", f"extent of uptake increased by at least "
+                   f"{100 * thr['extent_increase_longest_dimension']:g} % in the longest dimension: "
+                   "progressive metabolic disease"),
+        "eortc.pmr": (
+            "PMR", f"SUV decreased by at least {100 * thr['PMR_after_more_cycles']:g} % (at least "
+                   f"{100 * thr['PMR_after_1_cycle']:g} % after one cycle): partial metabolic response"),
+        "eortc.smd": (
+            "SMD", "neither complete or partial response nor progression: stable metabolic disease"),
+    }
 
 
 # --------------------------------------------------------------------------- vectorised cores
@@ -334,7 +342,7 @@ def percist(
     rid = str(_percist_codes(
         _a(b), _a(f), np.array([f is None]), _a(meas), _a(cmr_ref), np.array([bool(new_lesions)]),
         _a(tlg_b), _a(tlg_f), thr)[0])
-    category, text = PERCIST_RULES[rid]
+    category, text = percist_rules(thr)[rid]
     _handle_findings(findings, strict)
 
     change = None if f is None else f - b
@@ -486,7 +494,7 @@ def eortc(
 
     rid = str(_eortc_codes(_a(b), _a(f), np.array([f is None]), _a(bg),
                            np.array([bool(new_lesions)]), _a(ext_b), _a(ext_f), pmr, thr)[0])
-    category, text = EORTC_RULES[rid]
+    category, text = eortc_rules(thr)[rid]
     values = {
         "baseline_suv": b, "followup_suv": f,
         "change_fraction": None if f is None else (f - b) / b,

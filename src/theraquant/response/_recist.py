@@ -43,6 +43,10 @@ def rules(name: str, thr: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
                             "baseline: partial response"),
         "target.sd": ("SD", "neither enough shrinkage for PR nor enough increase for PD: stable "
                             "disease"),
+        "lesion.not_measurable": (
+            "NE", f"the lesion is below the measurability limit at baseline "
+                  f"({thr['lesion_measurable_mm']:g} mm; lymph nodes {thr['node_measurable_mm']:g} mm "
+                  "short axis): not evaluable as a target"),
         "non_target_pd": ("PD", "unequivocal progression of non-target lesions: progressive disease"),
         "new_lesion": ("PD", "new lesion(s) at follow-up: progressive disease"),
         "target_cr_non_target_open": (
