@@ -73,6 +73,59 @@ def check_out_dir(path: Path, overwrite: bool) -> Path:
 
 
 # ---------------------------------------------------------------------------- PET commands
+_PET_NORMALIZATIONS = ("bw", "lbm-james", "lbm-janmahasatian", "bsa", "ibw")
+
+
+@pet_app.command("suv")
+@handle_errors
+def pet_suv(
+    series_dir: Path = typer.Argument(..., metavar="SERIES_DIR", help="Folder holding one PET DICOM series."),
+    out_path: Path = typer.Option(..., "--out", help="Output SUV NIfTI (.nii.gz); a JSON sidecar is written beside it."),
+    normalization: str = typer.Option("bw", "--normalization",
+                                      help=f"SUV normalisation: {', '.join(_PET_NORMALIZATIONS)}."),
+    weight_kg: Optional[float] = typer.Option(None, "--weight-kg", help="Patient weight, kg (replaces PatientWeight)."),
+    height_m: Optional[float] = typer.Option(None, "--height-m", help="Patient height, m (replaces PatientSize)."),
+    sex: Optional[str] = typer.Option(None, "--sex", help="M, F or O (replaces PatientSex)."),
+    injected_dose_bq: Optional[float] = typer.Option(None, "--injected-dose-bq",
+                                                     help="Injected activity, Bq (replaces RadionuclideTotalDose)."),
+    injection_time: Optional[str] = typer.Option(None, "--injection-time",
+                                                 help="Injection 'YYYY-MM-DDTHH:MM:SS' (or 'HH:MM:SS')."),
+    half_life_s: Optional[float] = typer.Option(None, "--half-life-s", help="Radionuclide half-life, s."),
+    scan_time: Optional[str] = typer.Option(None, "--scan-time",
+                                            help="Decay-correction reference time 'YYYY-MM-DDTHH:MM:SS'."),
+    decay_correction: Optional[str] = typer.Option(None, "--decay-correction", help="START, ADMIN or NONE."),
+    series_uid: Optional[str] = typer.Option(None, "--series-uid", help="Which series when the folder holds several."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+) -> None:
+    """Write an SUV image (NIfTI, RAS affine, + JSON sidecar) from a PET DICOM series; print the constants."""
+    from .io import sidecar_path, write_nifti
+    from .pet import read_suv
+    from .provenance import provenance
+
+    if normalization not in _PET_NORMALIZATIONS:
+        raise TheraquantError(f"--normalization must be one of {', '.join(_PET_NORMALIZATIONS)}, got {normalization!r}")
+    if out_path.exists() and not overwrite:
+        raise FileExistsError(f"{out_path} exists; pass --overwrite to replace it")
+    overrides = {k: v for k, v in dict(weight_kg=weight_kg, height_m=height_m, sex=sex,
+                                       injected_dose_bq=injected_dose_bq, injection_time=injection_time,
+                                       half_life_s=half_life_s, scan_time=scan_time,
+                                       decay_correction=decay_correction).items() if v is not None}
+    img = read_suv(series_dir, normalization=normalization, series_uid=series_uid, **overrides)  # type: ignore[arg-type]
+    conv = img.meta["suv"]
+    record = provenance(settings={"normalization": normalization, "series_uid": series_uid, **overrides},
+                        constants=conv["Constants"], units={"SUV": img.units}, inputs=[series_dir],
+                        Decisions=conv["Decisions"], Overrides=conv["Overrides"],
+                        SUVFactorRange=conv["SUVFactorRange"], Modality="PT")
+    write_nifti(img, out_path, sidecar=record)
+    out.print(f"SUV{normalization} ({img.units}) from {series_dir}: {img.shape} voxels", highlight=False)
+    for k, v in conv["Constants"].items():
+        out.print(f"  {k:<24} {v}", highlight=False)
+    for k, v in conv["Overrides"].items():
+        out.print(f"  override {k:<15} {v['value']} (header: {v['header_value']})", highlight=False)
+    for d in conv["Decisions"]:
+        out.print(f"  - {d}", highlight=False)
+    out.print(f"wrote {out_path} and {sidecar_path(out_path).name}", highlight=False)
+
 
 
 # ---------------------------------------------------------------------------- stats command
