@@ -103,8 +103,12 @@ ob1 <- obuchowski(a$outcome01, a$s100b, seq_len(nrow(a)))
 put("asah.obuchowski_one_per_patient.s100b.var", ob1[["var"]])
 
 # ---------------------------------------------------------------- logistic regression (glm)
-g1 <- glm(outcome01 ~ s100b, family = binomial, data = a)
-g2 <- glm(outcome01 ~ s100b + age + male, family = binomial, data = a)
+# glm's default convergence (epsilon = 1e-8 on the deviance) settles ~6 digits; tighten it so that
+# the reference is converged to ~12 digits (the default fit is printed for comparison).
+print(coef(summary(glm(outcome01 ~ s100b + age + male, family = binomial, data = a))))
+tight <- glm.control(epsilon = 1e-15, maxit = 100)
+g1 <- glm(outcome01 ~ s100b, family = binomial, data = a, control = tight)
+g2 <- glm(outcome01 ~ s100b + age + male, family = binomial, data = a, control = tight)
 for (nm in c("g1", "g2")) {
   g <- get(nm); s <- summary(g)$coefficients; ci <- confint.default(g)
   print(summary(g)); print(ci)
