@@ -1,0 +1,415 @@
+"""Exact convolution of a piecewise-linear input with exponentials (numba kernels).
+
+The tissue models of :mod:`theraquant.dce` are all sums of terms ``A * (u conv e^{-k t})``
+(plus a plasma term ``v * u``). With the input ``u`` linear between frames, the convolution
+``F(t_i) = int_{t_0}^{t_i} u(s) e^{-k (t_i - s)} ds`` obeys the exact recursion
+
+    F_i = E_i F_{i-1} + h_i [phi_B(x_i) u_{i-1} + phi_A(x_i) u_i],
+    h_i = t_i - t_{i-1},  x_i = k h_i,  E_i = e^{-x_i},
+    phi_A(x) = (1 - E)/x - phi_B(x),  phi_B(x) = (1 - (1 + x) E) / x^2,
+
+valid for any (non-uniform) frame spacing; ``k = 0`` gives the trapezoid integral. The
+derivative ``dF/dk`` (for analytic Jacobians) follows by differentiating the recursion.
+Near ``x = 0`` the phi functions are evaluated from their Taylor series.
+
+References
+----------
+.. [1] Flouri D, Lesnic D, Sourbron SP. Fitting the two-compartment model in DCE-MRI by
+   linear inversion. Magn Reson Med 2016;76:998-1006. doi:10.1002/mrm.25991
+.. [2] Sourbron SP, Buckley DL. Tracer kinetic modelling in MRI: estimating perfusion and
+   capillary permeability. Phys Med Biol 2012;57:R1-33. doi:10.1088/0031-9155/57/2/R1
+
+All kernels work in minutes (time) and 1/min (rates); :mod:`._fit` converts.
+Model codes (order of the free parameters in ``th``, internal units):
+
+0 tofts (Ktrans, ve) | 1 etofts (Ktrans, ve, vp) | 2 patlak (Ktrans, vp) |
+3 2cxm (Fp, PS, ve, vp) | 4 2cum (Fp, PS, vp) | 5 dual_input_1c (Fp, fa, ve) |
+6 dual_input_etofts (Ktrans, ve, vp, fa); Fp and PS in mL/mL/min (= 1/min).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["conv_exp", "forward_kernel", "lm_kernel"]
+
+_SERIES_X = 0.05  # below this x = k h the phi functions come from their Taylor series
+_BLOCK = 128  # voxels per work block (buffers are allocated once per block)
+
+
+@njit(cache=True)
+def _phi(x):  # pragma: no cover - numba
+    """E, phi_A, phi_B and their x-derivatives for x = k h >= 0."""
+    if x < _SERIES_X:
+        x2 = x * x
+        x3 = x2 * x
+        x4 = x3 * x
+        x5 = x4 * x
+        e = np.exp(-x)
+        pa = 0.5 - x / 6.0 + x2 / 24.0 - x3 / 120.0 + x4 / 720.0 - x5 / 5040.0
+        pb = 0.5 - x / 3.0 + x2 / 8.0 - x3 / 30.0 + x4 / 144.0 - x5 / 840.0
+        dpa = -1.0 / 6.0 + x / 12.0 - x2 / 40.0 + x3 / 180.0 - x4 / 1008.0
+        dpb = -1.0 / 3.0 + x / 4.0 - x2 / 10.0 + x3 / 36.0 - x4 / 168.0
+        return e, pa, pb, dpa, dpb
+    e = np.exp(-x)
+    x2 = x * x
+    pb = (1.0 - e * (1.0 + x)) / x2
+    pa = (1.0 - e) / x - pb
+    dpb = (x2 * e - 2.0 + 2.0 * e + 2.0 * x * e) / (x2 * x)
+    dpa = (x * e - 1.0 + e) / x2 - dpb
+    return e, pa, pb, dpa, dpb
+
+
+@njit(cache=True)
+def conv_exp(u, h, uniform, k, F, dF, want_d):  # pragma: no cover - numba
+    """F = u conv e^{-k t} on the frame grid (exact for piecewise-linear u); dF = dF/dk.
+
+    ``u`` (T,) input, ``h`` (T-1,) frame intervals (min), ``k`` rate (1/min, >= 0).
+    """
+    n = u.shape[0]
+    F[0] = 0.0
+    if want_d:
+        dF[0] = 0.0
+    e, pa, pb, dpa, dpb = _phi(k * h[0])
+    for i in range(1, n):
+        hi = h[i - 1]
+        if not uniform:
+            e, pa, pb, dpa, dpb = _phi(k * hi)
+        if want_d:
+            dF[i] = e * dF[i - 1] - hi * e * F[i - 1] + hi * hi * (dpb * u[i - 1] + dpa * u[i])
+        F[i] = e * F[i - 1] + hi * (pb * u[i - 1] + pa * u[i])
+
+
+@njit(cache=True)
+def _two_cx(th, g):  # pragma: no cover - numba
+    """2CXM bi-exponential: amplitudes/rates and their derivatives w.r.t. (Fp, PS, ve, vp).
+
+    g[0..3] = (A+, A-, K+, K-); g[4 + 4*j + m] = d g[j] / d th[m].
+    """
+    fp, ps, ve, vp = th[0], th[1], th[2], th[3]
+    kb = fp / vp
+    ke = ps / ve
+    kp = (fp + ps) / vp
+    s = kp + ke
+    q = ke * kb
+    disc = s * s - 4.0 * q
+    if disc < 1e-300:
+        disc = 1e-300
+    d = np.sqrt(disc)
+    kplus = 0.5 * (s + d)
+    kminus = 0.5 * (s - d)
+    if kminus < 0.0:
+        kminus = 0.0
+    aplus = fp * (kb - kminus) / d
+    g[0] = aplus
+    g[1] = fp - aplus
+    g[2] = kplus
+    g[3] = kminus
+    # derivatives w.r.t. (fp, ps, ve, vp)
+    dkb = (1.0 / vp, 0.0, 0.0, -fp / (vp * vp))
+    dke = (0.0, 1.0 / ve, -ps / (ve * ve), 0.0)
+    dkp = (1.0 / vp, 1.0 / vp, 0.0, -(fp + ps) / (vp * vp))
+    dfp = (1.0, 0.0, 0.0, 0.0)
+    for m in range(4):
+        ds = dkp[m] + dke[m]
+        dq = dke[m] * kb + ke * dkb[m]
+        dd = (s * ds - 2.0 * dq) / d
+        dkplus = 0.5 * (ds + dd)
+        dkminus = 0.5 * (ds - dd)
+        dap = dfp[m] * (kb - kminus) / d + fp * (dkb[m] - dkminus) / d - fp * (kb - kminus) * dd / (d * d)
+        g[4 + m] = dap
+        g[8 + m] = dfp[m] - dap
+        g[12 + m] = dkplus
+        g[16 + m] = dkminus
+
+
+@njit(cache=True)
+def _model(code, th, ua, uv, h, uniform, f, J, want_jac, w, g):  # pragma: no cover - numba
+    """Evaluate model ``code`` at parameters ``th``: f (T,), J (T, p) if want_jac.
+
+    w is a (6, T) work array, g a (20,) work array.
+    """
+    T = ua.shape[0]
+    Fa = w[0]
+    dFa = w[1]
+    Fv = w[2]
+    dFv = w[3]
+    if code == 0 or code == 1:  # Tofts / extended Tofts
+        kt = th[0]
+        ve = th[1]
+        vp = th[2] if code == 1 else 0.0
+        k = kt / ve
+        conv_exp(ua, h, uniform, k, Fa, dFa, want_jac)
+        for i in range(T):
+            f[i] = vp * ua[i] + kt * Fa[i]
+        if want_jac:
+            for i in range(T):
+                J[i, 0] = Fa[i] + kt * dFa[i] / ve
+                J[i, 1] = -kt * dFa[i] * kt / (ve * ve)
+                if code == 1:
+                    J[i, 2] = ua[i]
+    elif code == 2:  # Patlak
+        kt = th[0]
+        vp = th[1]
+        conv_exp(ua, h, uniform, 0.0, Fa, dFa, False)
+        for i in range(T):
+            f[i] = vp * ua[i] + kt * Fa[i]
+            if want_jac:
+                J[i, 0] = Fa[i]
+                J[i, 1] = ua[i]
+    elif code == 3:  # 2CXM
+        _two_cx(th, g)
+        conv_exp(ua, h, uniform, g[2], Fa, dFa, want_jac)
+        conv_exp(ua, h, uniform, g[3], Fv, dFv, want_jac)
+        for i in range(T):
+            f[i] = g[0] * Fa[i] + g[1] * Fv[i]
+        if want_jac:
+            for i in range(T):
+                for m in range(4):
+                    J[i, m] = (g[4 + m] * Fa[i] + g[0] * dFa[i] * g[12 + m]
+                               + g[8 + m] * Fv[i] + g[1] * dFv[i] * g[16 + m])
+    elif code == 4:  # 2CUM: Fp [(1-E) e^{-Kp t} + E], E = PS/(Fp+PS), Kp = (Fp+PS)/vp
+        fp = th[0]
+        ps = th[1]
+        vp = th[2]
+        s = fp + ps
+        if s < 1e-300:
+            s = 1e-300
+        kp = s / vp
+        a1 = fp * fp / s
+        a0 = fp * ps / s
+        conv_exp(ua, h, uniform, kp, Fa, dFa, want_jac)
+        conv_exp(ua, h, uniform, 0.0, Fv, dFv, False)
+        for i in range(T):
+            f[i] = a1 * Fa[i] + a0 * Fv[i]
+        if want_jac:
+            da1_dfp = fp * (fp + 2.0 * ps) / (s * s)
+            da1_dps = -fp * fp / (s * s)
+            for i in range(T):
+                J[i, 0] = da1_dfp * Fa[i] + a1 * dFa[i] / vp + (1.0 - da1_dfp) * Fv[i]
+                J[i, 1] = da1_dps * Fa[i] + a1 * dFa[i] / vp - da1_dps * Fv[i]
+                J[i, 2] = -a1 * dFa[i] * s / (vp * vp)
+    elif code == 5:  # dual-input one compartment: Fp [fa ca + (1-fa) cv] conv e^{-Fp/ve t}
+        fp = th[0]
+        fa = th[1]
+        ve = th[2]
+        k = fp / ve
+        conv_exp(ua, h, uniform, k, Fa, dFa, want_jac)
+        conv_exp(uv, h, uniform, k, Fv, dFv, want_jac)
+        for i in range(T):
+            gi = fa * Fa[i] + (1.0 - fa) * Fv[i]
+            f[i] = fp * gi
+            if want_jac:
+                dg = fa * dFa[i] + (1.0 - fa) * dFv[i]
+                J[i, 0] = gi + fp * dg / ve
+                J[i, 1] = fp * (Fa[i] - Fv[i])
+                J[i, 2] = -fp * dg * fp / (ve * ve)
+    else:  # 6: dual-input extended Tofts
+        kt = th[0]
+        ve = th[1]
+        vp = th[2]
+        fa = th[3]
+        k = kt / ve
+        conv_exp(ua, h, uniform, k, Fa, dFa, want_jac)
+        conv_exp(uv, h, uniform, k, Fv, dFv, want_jac)
+        for i in range(T):
+            cin = fa * ua[i] + (1.0 - fa) * uv[i]
+            gi = fa * Fa[i] + (1.0 - fa) * Fv[i]
+            f[i] = vp * cin + kt * gi
+            if want_jac:
+                dg = fa * dFa[i] + (1.0 - fa) * dFv[i]
+                J[i, 0] = gi + kt * dg / ve
+                J[i, 1] = -kt * dg * kt / (ve * ve)
+                J[i, 2] = cin
+                J[i, 3] = vp * (ua[i] - uv[i]) + kt * (Fa[i] - Fv[i])
+
+
+@njit(cache=True, parallel=True)
+def forward_kernel(code, h, uniform, ua, uv, P, out):  # pragma: no cover - numba
+    """out[i] = model(P[i]) for every voxel i; ua/uv have 1 row (shared) or one per voxel."""
+    n, T = out.shape
+    nb = (n + _BLOCK - 1) // _BLOCK
+    for b in prange(nb):
+        w = np.empty((6, T))
+        g = np.empty(20)
+        J = np.empty((T, P.shape[1]))
+        for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
+            ia = i if ua.shape[0] > 1 else 0
+            iv = i if uv.shape[0] > 1 else 0
+            _model(code, P[i], ua[ia], uv[iv], h, uniform, out[i], J, False, w, g)
+
+
+@njit(cache=True)
+def _chol_solve(A, b, x, L, p):  # pragma: no cover - numba
+    """Solve A x = b (p x p, symmetric positive definite) by Cholesky; False if not SPD."""
+    for j in range(p):
+        s = A[j, j]
+        for m in range(j):
+            s -= L[j, m] * L[j, m]
+        if not s > 0.0:
+            return False
+        L[j, j] = np.sqrt(s)
+        for i in range(j + 1, p):
+            s = A[i, j]
+            for m in range(j):
+                s -= L[i, m] * L[j, m]
+            L[i, j] = s / L[j, j]
+    for i in range(p):
+        s = b[i]
+        for m in range(i):
+            s -= L[i, m] * x[m]
+        x[i] = s / L[i, i]
+    for i in range(p - 1, -1, -1):
+        s = x[i]
+        for m in range(i + 1, p):
+            s -= L[m, i] * x[m]
+        x[i] = s / L[i, i]
+    return True
+
+
+@njit(cache=True)
+def _lm_one(code, h, uniform, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se,
+            f, fn, J, Jn, r, w, g, A, JTJ, grad, dlt, L, pn, e):  # pragma: no cover - numba
+    """Bounded Levenberg-Marquardt for one voxel. Returns (sse, status)."""
+    T = y.shape[0]
+    p = p0.shape[0]
+    for i in range(T):
+        if not np.isfinite(y[i]):
+            for j in range(p):
+                pout[j] = np.nan
+                se[j] = np.nan
+            return np.nan, -1
+    for j in range(p):
+        v = p0[j]
+        if not np.isfinite(v):
+            v = 0.5 * (lo[j] + hi[j])
+        pout[j] = min(max(v, lo[j]), hi[j])
+    _model(code, pout, ua, uv, h, uniform, f, J, True, w, g)
+    sse = 0.0
+    for i in range(T):
+        r[i] = y[i] - f[i]
+        sse += r[i] * r[i]
+    status = 2
+    if not np.isfinite(sse):
+        status = -2
+    lam = 1e-3
+    it = 0
+    while it < max_iter and status == 2:
+        it += 1
+        # normal equations
+        dmax = 0.0
+        for a in range(p):
+            s = 0.0
+            for i in range(T):
+                s += J[i, a] * r[i]
+            grad[a] = s
+            for b in range(a + 1):
+                s = 0.0
+                for i in range(T):
+                    s += J[i, a] * J[i, b]
+                JTJ[a, b] = s
+                JTJ[b, a] = s
+            if JTJ[a, a] > dmax:
+                dmax = JTJ[a, a]
+        if dmax <= 0.0:
+            status = 1
+            break
+        accepted = False
+        for _try in range(12):
+            for a in range(p):
+                for b in range(p):
+                    A[a, b] = JTJ[a, b]
+                A[a, a] = JTJ[a, a] + lam * max(JTJ[a, a], 1e-12 * dmax)
+            ok = _chol_solve(A, grad, dlt, L, p)
+            if not ok:
+                lam *= 10.0
+                continue
+            moved = 0.0
+            for a in range(p):
+                v = min(max(pout[a] + dlt[a], lo[a]), hi[a])
+                pn[a] = v
+                rel = abs(v - pout[a]) / (abs(pout[a]) + 1e-6 * (hi[a] - lo[a]) + 1e-12)
+                if rel > moved:
+                    moved = rel
+            _model(code, pn, ua, uv, h, uniform, fn, Jn, True, w, g)
+            ssen = 0.0
+            for i in range(T):
+                d = y[i] - fn[i]
+                ssen += d * d
+            if np.isfinite(ssen) and ssen <= sse:
+                accepted = True
+                drop = sse - ssen
+                sse = ssen
+                for a in range(p):
+                    pout[a] = pn[a]
+                for i in range(T):
+                    r[i] = y[i] - fn[i]
+                    f[i] = fn[i]
+                    for a in range(p):
+                        J[i, a] = Jn[i, a]
+                lam = max(lam * 0.1, 1e-12)
+                if drop <= tol * sse or moved <= tol:
+                    status = 1
+                break
+            lam *= 10.0
+            if moved <= tol * 1e-2:
+                break
+        if not accepted:
+            status = 1  # no downhill step left: at a (bounded) minimum
+    # standard errors from the Jacobian: cov = s^2 (J^T J)^-1
+    dof = T - p
+    for a in range(p):
+        for b in range(a + 1):
+            s = 0.0
+            for i in range(T):
+                s += J[i, a] * J[i, b]
+            JTJ[a, b] = s
+            JTJ[b, a] = s
+    s2 = sse / dof if dof > 0 else np.nan
+    for a in range(p):
+        for b in range(p):
+            e[b] = 1.0 if a == b else 0.0
+        if _chol_solve(JTJ, e, dlt, L, p) and dlt[a] >= 0.0:
+            se[a] = np.sqrt(s2 * dlt[a])
+        else:
+            se[a] = np.nan
+    for a in range(p):
+        if not np.isfinite(pout[a]):
+            status = -2
+    if not np.isfinite(sse):
+        status = -2
+    return sse, status
+
+
+@njit(cache=True, parallel=True)
+def lm_kernel(code, h, uniform, ua, uv, Y, P0, lo, hi, max_iter, tol, P, SE, SSE, STATUS):  # pragma: no cover
+    """Batched bounded Levenberg-Marquardt over all voxels (rows of Y), parallel over blocks.
+
+    max_iter = 0 only evaluates the SSE and standard errors at P0 (clipped to the bounds).
+    """
+    n, T = Y.shape
+    p = P0.shape[1]
+    nb = (n + _BLOCK - 1) // _BLOCK
+    for b in prange(nb):
+        f = np.empty(T)
+        fn = np.empty(T)
+        J = np.zeros((T, p))
+        Jn = np.zeros((T, p))
+        r = np.empty(T)
+        w = np.empty((6, T))
+        g = np.empty(20)
+        A = np.empty((p, p))
+        JTJ = np.empty((p, p))
+        grad = np.empty(p)
+        dlt = np.empty(p)
+        L = np.zeros((p, p))
+        pn = np.empty(p)
+        e = np.empty(p)
+        for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
+            ia = i if ua.shape[0] > 1 else 0
+            iv = i if uv.shape[0] > 1 else 0
+            s, st = _lm_one(code, h, uniform, ua[ia], uv[iv], Y[i], P0[i], lo, hi, max_iter, tol,
+                            P[i], SE[i], f, fn, J, Jn, r, w, g, A, JTJ, grad, dlt, L, pn, e)
+            SSE[i] = s
+            STATUS[i] = st

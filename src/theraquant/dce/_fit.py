@@ -1,0 +1,670 @@
+"""Forward tracer-kinetic models and batched voxel-wise fitting (linear and bounded NLLS).
+
+``simulate`` evaluates a model by exact convolution of the piecewise-linear input(s) with
+the model's exponentials (:mod:`._convolve`). ``fit`` estimates the parameters of every
+curve at once: a linear least-squares solution of the model's integral form (Murase 2004;
+Flouri et al. 2016 for the two-compartment models) initialises a bounded
+Levenberg-Marquardt fit with analytic Jacobians, compiled with numba and run in parallel
+over voxels. A fitted bolus-arrival delay shifts the input(s) with a cubic spline and is
+found by a grid search refined by a golden-section search, each point a full fit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.interpolate import CubicSpline
+
+from ..errors import TheraquantError
+from ._convolve import forward_kernel, lm_kernel
+from ._models import MODELS, UNITS, ModelSpec, get_model
+
+__all__ = ["FitResult", "fit", "simulate", "FIT_OPTIONS"]
+
+#: Options accepted by :func:`fit` (``**options``) and their defaults.
+FIT_OPTIONS: dict[str, Any] = {
+    "delay": 0.0,               # s, scalar, per-voxel array, or "fit"
+    "delay_bounds": (-10.0, 10.0),  # s, search range of a fitted delay (OSIPI)
+    "delay_step": None,         # s, grid step of the delay search (default min(1 s, frame interval))
+    "bounds": None,             # {name: (lo, hi)} in public units, overrides the defaults
+    "p0": None,                 # {name: value or array} starting values (default: linear fit)
+    "max_iter": 100,            # Levenberg-Marquardt iterations per voxel
+    "tol": 1e-8,                # relative tolerance on the SSE decrease and on the step
+    "chunk_size": 65536,        # voxels processed together (bounds the working memory)
+}
+
+_GOLDEN = 0.5 * (math.sqrt(5.0) - 1.0)
+_N_GOLDEN = 12
+_RESULT_EXTRA = ("success", "r2", "aic", "delay")
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class FitResult(Mapping):
+    """Read-only mapping of parameter maps from :func:`fit`.
+
+    ``result[name]`` is a read-only float64 array of the curves' leading shape (``()`` for a
+    single curve). Keys: the model's free parameters (e.g. ``"Ktrans"``, ``"ve"``, ``"vp"``),
+    derived ones (``"kep"``; ``"Fa"``, ``"Fv"``, ``"MTT"`` for ``dual_input_1c``), ``"delay"``
+    (s, the fixed or fitted value), ``"<name>_se"`` standard errors of the free parameters from
+    the Jacobian (s^2 (J^T J)^-1, s^2 = SSE / (T - p)), ``"success"`` (bool), ``"r2"``
+    (coefficient of determination) and ``"aic"`` (T ln(SSE/T) + 2k, k free parameters including
+    a fitted delay).
+
+    Attributes
+    ----------
+    model : str
+        Model name, e.g. ``"etofts"``.
+    method : str
+        ``"nlls"`` or ``"linear"``.
+    free : tuple of str
+        The fitted parameters, in order.
+    units : mapping of str to str
+        Unit of every key (CAPLEX: Ktrans, kep 1/min; Fp, PS mL/100mL/min; MTT, delay s).
+    settings : mapping of str to Any
+        Every option used, defaults included (bounds, delay, tolerances, interpolant).
+    """
+
+    model: str
+    method: str
+    free: tuple[str, ...]
+    maps: Mapping[str, NDArray[Any]]
+    units: Mapping[str, str]
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> NDArray[Any]:
+        try:
+            return self.maps[key]
+        except KeyError:
+            raise KeyError(f"{key!r} is not in this {self.model} fit; keys: {', '.join(self.maps)}") from None
+
+    def __iter__(self):
+        return iter(self.maps)
+
+    def __len__(self) -> int:
+        return len(self.maps)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Leading shape of the fitted curves (the shape of every map)."""
+        return np.shape(self.maps["success"])
+
+    def provenance(self) -> dict[str, Any]:
+        """Provenance record (software, settings, units, model reference) for a sidecar."""
+        from ..provenance import provenance
+
+        spec = MODELS[self.model]
+        return provenance(settings={"model": self.model, "method": self.method, **self.settings},
+                          units=dict(self.units), ModelCAPLEX=spec.caplex, ModelReference=spec.reference)
+
+    def __repr__(self) -> str:
+        n = int(np.size(self.maps["success"]))
+        ok = int(np.count_nonzero(self.maps["success"]))
+        return (f"FitResult(model={self.model!r}, method={self.method!r}, shape={self.shape}, "
+                f"success={ok}/{n}, keys={list(self.maps)})")
+
+
+# ---------------------------------------------------------------------------------------------
+# argument checks
+def _check_time(t: ArrayLike) -> NDArray[np.float64]:
+    try:
+        t = np.asarray(t, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TheraquantError(f"t must be a 1-D array of frame times in s, got {type(t).__name__}: {exc}") from None
+    if t.ndim != 1 or t.size < 3:
+        raise TheraquantError(
+            f"t must be a 1-D array of at least 3 frame times in s, got shape {t.shape}; "
+            "pass the acquisition time of each frame")
+    if not np.all(np.isfinite(t)):
+        bad = np.flatnonzero(~np.isfinite(t))[:5].tolist()
+        raise TheraquantError(f"t holds NaN or infinite frame times at index {bad}; every frame needs a time in s")
+    dt = np.diff(t)
+    if np.any(dt <= 0):
+        i = int(np.flatnonzero(dt <= 0)[0])
+        raise TheraquantError(
+            f"t must be strictly increasing (frame times in s), but t[{i}] = {t[i]:g} and "
+            f"t[{i + 1}] = {t[i + 1]:g}; sort the frames by acquisition time and drop duplicates")
+    return t
+
+
+def _check_input(u: ArrayLike, n_t: int, name: str) -> NDArray[np.float64]:
+    try:
+        u = np.asarray(u, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TheraquantError(f"{name} must be a 1-D array of plasma concentrations in mM: {exc}") from None
+    if u.ndim != 1 or u.shape[0] != n_t:
+        raise TheraquantError(
+            f"{name} must be a 1-D plasma concentration curve (mM) with one value per frame "
+            f"({n_t} frames, like t), got shape {u.shape}; sample the input function at t")
+    if not np.all(np.isfinite(u)):
+        bad = np.flatnonzero(~np.isfinite(u))[:5].tolist()
+        raise TheraquantError(f"{name} holds NaN or infinite values at frame(s) {bad}; the input function must be finite")
+    if np.ptp(u) == 0:
+        raise TheraquantError(
+            f"{name} is constant ({u[0]:g} mM at every frame); an input function needs a bolus - "
+            "check the AIF/PIF selection")
+    return u
+
+
+def _check_inputs(spec: ModelSpec, cp, cp_portal, n_t: int):
+    ua = _check_input(cp, n_t, "cp")
+    if spec.n_inputs == 2:
+        if cp_portal is None:
+            raise TheraquantError(
+                f"model {spec.name!r} is dual-input: it needs cp_portal, the portal-venous plasma "
+                "concentration (mM) at t; pass a measured or modelled portal-venous input")
+        uv = _check_input(cp_portal, n_t, "cp_portal")
+    else:
+        uv = ua
+    return ua, uv
+
+
+def _check_delay(delay, lead: tuple[int, ...], *, allow_fit: bool) -> float | str | NDArray[np.float64]:
+    if isinstance(delay, str):
+        if allow_fit and delay == "fit":
+            return "fit"
+        what = ", an array of the leading shape or 'fit'" if allow_fit else ""
+        raise TheraquantError(f"delay must be a number of seconds{what}, got {delay!r}")
+    d = np.asarray(delay, dtype=np.float64)
+    if not np.all(np.isfinite(d)):
+        raise TheraquantError(f"delay must be finite (s), got {delay!r}")
+    if d.ndim == 0:
+        return float(d)
+    try:
+        return np.broadcast_to(d, lead).reshape(-1).copy()
+    except ValueError:
+        raise TheraquantError(
+            f"delay array of shape {d.shape} does not match the curves' leading shape {lead}; "
+            "pass one delay (s) or one per curve") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# numerics helpers
+def _grid(t: NDArray[np.float64]) -> tuple[NDArray[np.float64], bool]:
+    h = np.diff(t) / 60.0  # min
+    uniform = bool(np.allclose(h, h[0], rtol=1e-9, atol=0.0))
+    return np.ascontiguousarray(h), uniform
+
+
+def _shift(t: NDArray[np.float64], u: NDArray[np.float64], delay) -> NDArray[np.float64]:
+    """u(t - delay) by a not-a-knot cubic spline, constant outside the sampled range: (m, T)."""
+    if np.ndim(delay) == 0 and float(delay) == 0.0:
+        return u[None, :]
+    spline = CubicSpline(t, u, bc_type="not-a-knot", extrapolate=False)
+    d = np.atleast_1d(np.asarray(delay, dtype=np.float64))
+    x = np.clip(t[None, :] - d[:, None], t[0], t[-1])
+    out = spline(x)
+    if d.size > 1 and np.all(d == d[0]):
+        out = out[:1]
+    return np.ascontiguousarray(out)
+
+
+def _cumtrapz(y: NDArray[np.float64], h: NDArray[np.float64]) -> NDArray[np.float64]:
+    out = np.zeros_like(y)
+    np.cumsum(0.5 * (y[..., 1:] + y[..., :-1]) * h, axis=-1, out=out[..., 1:])
+    return out
+
+
+def _linear(spec: ModelSpec, h, ua, uv, Y) -> NDArray[np.float64]:
+    """Linear least-squares (integral form) estimate of the free parameters, kernel units.
+
+    Murase K. Magn Reson Med 2004;51:858-62 (doi:10.1002/mrm.20022) for Tofts/ETM/Patlak;
+    Flouri D, et al. Magn Reson Med 2016;76:998-1006 (doi:10.1002/mrm.25991) for 2CXM/2CUM.
+    """
+    n, T = Y.shape
+    iy = _cumtrapz(Y, h)
+    ia = np.broadcast_to(_cumtrapz(ua, h), (n, T))
+    a = np.broadcast_to(ua, (n, T))
+    code = spec.code
+    if code == 0:
+        cols = [ia, -iy]
+    elif code == 1:
+        cols = [a, ia, -iy]
+    elif code == 2:
+        cols = [a, ia]
+    elif code == 3:
+        cols = [-iy, -_cumtrapz(iy, h), ia, np.broadcast_to(_cumtrapz(_cumtrapz(ua, h), h), (n, T))]
+    elif code == 4:
+        cols = [-iy, ia, np.broadcast_to(_cumtrapz(_cumtrapz(ua, h), h), (n, T))]
+    elif code == 5:
+        cols = [-iy, ia, np.broadcast_to(_cumtrapz(uv, h), (n, T))]
+    else:
+        cols = [-iy, a, np.broadcast_to(uv, (n, T)), ia, np.broadcast_to(_cumtrapz(uv, h), (n, T))]
+    D = np.stack(cols, axis=-1)  # (n, T, q)
+    q = D.shape[-1]
+    with np.errstate(all="ignore"):
+        s = np.sqrt(np.einsum("ntq,ntq->nq", D, D))
+        s[~(s > 0)] = 1.0
+        Ds = D / s[:, None, :]
+        G = np.einsum("ntq,ntr->nqr", Ds, Ds)
+        b = np.einsum("ntq,nt->nq", Ds, Y)
+        bad = ~np.all(np.isfinite(G), axis=(1, 2)) | ~np.all(np.isfinite(b), axis=1)
+        G[bad] = np.eye(q)
+        b[bad] = 0.0
+        G += 1e-12 * np.eye(q)
+        x = np.linalg.solve(G, b[..., None])[..., 0] / s
+        x[bad] = np.nan
+        P = np.empty((n, len(spec.free)))
+        if code == 0:
+            K, kep = x[:, 0], x[:, 1]
+            P[:, 0], P[:, 1] = K, K / kep
+        elif code == 1:
+            vp, kp, kep = x[:, 0], x[:, 1], x[:, 2]
+            K = kp - kep * vp
+            P[:, 0], P[:, 1], P[:, 2] = K, K / kep, vp
+        elif code == 2:
+            P[:, 0], P[:, 1] = x[:, 1], x[:, 0]
+        elif code == 3:
+            aa, bb, fp, cc = x.T
+            V = cc / bb
+            vp = fp / (aa - bb * V / fp)
+            ve = V - vp
+            P[:, 0], P[:, 1], P[:, 2], P[:, 3] = fp, bb * vp * ve / fp, ve, vp
+        elif code == 4:
+            kp, fp, gg = x.T
+            vp = fp / (kp - gg / fp)
+            P[:, 0], P[:, 1], P[:, 2] = fp, gg * vp / fp, vp
+        elif code == 5:
+            k, fa_, fv_ = x.T
+            fp = fa_ + fv_
+            P[:, 0], P[:, 1], P[:, 2] = fp, fa_ / fp, fp / k
+        else:
+            kep, x2, x3, x4, x5 = x.T
+            vp = x2 + x3
+            kp = x4 + x5
+            fa = np.where(np.abs(kp) > 1e-12, x4 / kp, x2 / vp)
+            K = kp - kep * vp
+            P[:, 0], P[:, 1], P[:, 2], P[:, 3] = K, K / kep, vp, fa
+    return P
+
+
+def _fixed_delay_fit(spec, t, h, uniform, ca, cv, Y, delay, lo, hi, method, p0, max_iter, tol):
+    """Fit every row of Y with the inputs shifted by ``delay`` (scalar or (n,)); kernel units."""
+    ua = _shift(t, ca, delay)
+    uv = _shift(t, cv, delay) if spec.n_inputs == 2 else ua
+    n = Y.shape[0]
+    p = len(spec.free)
+    if p0 is None:
+        P0 = _linear(spec, h, ua, uv, Y)
+    else:
+        P0 = p0
+    raw = P0
+    start = np.array([s * c for s, c in zip(spec.start(), spec.scale())])
+    P0 = np.where(np.isfinite(P0), P0, start)
+    P0 = np.ascontiguousarray(np.clip(P0, lo, hi))
+    P = np.empty((n, p))
+    SE = np.empty((n, p))
+    SSE = np.empty(n)
+    ST = np.empty(n, dtype=np.int64)
+    iters = 0 if method == "linear" else int(max_iter)
+    lm_kernel(spec.code, h, uniform, ua, uv, Y, P0, lo, hi, iters, float(tol), P, SE, SSE, ST)
+    if method == "linear":
+        with np.errstate(invalid="ignore"):
+            inside = np.all(np.isfinite(raw) & (raw >= lo) & (raw <= hi), axis=1)
+        P = np.where(np.isfinite(raw), raw, np.nan)
+        ST = np.where((ST > 0) & inside, 1, np.minimum(ST, 0))
+    return P, SE, SSE, ST
+
+
+def _delay_fit(spec, t, h, uniform, ca, cv, Y, lo, hi, method, p0, max_iter, tol, dbounds, dstep):
+    """Grid search of the delay refined by a per-voxel golden-section search (each point a fit)."""
+    n = Y.shape[0]
+    d_lo, d_hi = dbounds
+    grid = np.arange(d_lo, d_hi + 0.5 * dstep, dstep)
+    grid = grid[grid <= d_hi + 1e-9]
+    best = None
+    for d in grid:
+        P, SE, SSE, ST = _fixed_delay_fit(spec, t, h, uniform, ca, cv, Y, float(d), lo, hi, method, p0,
+                                          max_iter, tol)
+        SSEc = np.where(ST > 0, SSE, np.inf)
+        if best is None:
+            best = [P, SE, SSEc, ST, np.full(n, float(d))]
+            continue
+        better = SSEc < best[2]
+        for k, v in enumerate((P, SE, SSEc, ST, np.full(n, float(d)))):
+            best[k] = np.where(better[:, None], v, best[k]) if best[k].ndim == 2 else np.where(better, v, best[k])
+
+    def evaluate(d):
+        P, SE, SSE, ST = _fixed_delay_fit(spec, t, h, uniform, ca, cv, Y, d, lo, hi, method,
+                                          best[0] if method == "nlls" else p0, max_iter, tol)
+        return [P, SE, np.where(ST > 0, SSE, np.inf), ST, d]
+
+    a = np.clip(best[4] - dstep, d_lo, d_hi)
+    b = np.clip(best[4] + dstep, d_lo, d_hi)
+    c = evaluate(b - _GOLDEN * (b - a))
+    e = evaluate(a + _GOLDEN * (b - a))
+    for _ in range(_N_GOLDEN):
+        left = c[2] < e[2]  # minimum in [a, e.d]
+        b = np.where(left, e[4], b)
+        a = np.where(left, a, c[4])
+        xnew = np.where(left, b - _GOLDEN * (b - a), a + _GOLDEN * (b - a))
+        new = evaluate(xnew)
+        # left: e <- c, c <- new ; right: c <- e, e <- new
+        c_next = [np.where(_col(left, v), nv, ov) for v, nv, ov in zip(c, new, e)]
+        e_next = [np.where(_col(left, v), ov, nv) for v, ov, nv in zip(c, c, new)]
+        c, e = c_next, e_next
+    for cand in (c, e):
+        better = cand[2] < best[2]
+        best = [np.where(_col(better, v), nv, ov) for v, nv, ov in zip(best, cand, best)]
+    return best[0], best[1], best[2], best[3], best[4]
+
+
+def _col(mask, v):
+    return mask[:, None] if np.ndim(v) == 2 else mask
+
+
+# ---------------------------------------------------------------------------------------------
+def simulate(t: ArrayLike, model: str, params: Mapping[str, ArrayLike], *, cp: ArrayLike,
+             cp_portal: ArrayLike | None = None, delay: float | ArrayLike = 0) -> NDArray[np.float64]:
+    """Tissue concentration predicted by a tracer-kinetic model.
+
+    Parameters
+    ----------
+    t : (T,) array_like of float
+        Frame times, s, strictly increasing (any spacing).
+    model : str
+        ``"tofts"``, ``"etofts"``, ``"patlak"``, ``"2cxm"``, ``"2cum"``, ``"dual_input_1c"`` or
+        ``"dual_input_etofts"``.
+    params : mapping of str to array_like
+        The model's free parameters, named as :func:`fit` returns them (OSIPI CAPLEX): Ktrans in
+        1/min; ve, vp, fa as fractions; Fp, PS in mL/100 mL/min. tofts: Ktrans, ve; etofts:
+        Ktrans, ve, vp; patlak: Ktrans, vp; 2cxm: Fp, PS, ve, vp; 2cum: Fp, PS, vp;
+        dual_input_1c: Fp, fa, ve (or Fa and Fv, mL/100 mL/min, instead of Fp and fa);
+        dual_input_etofts: Ktrans, ve, vp, fa. Arrays broadcast together to a shape ``S``.
+        Derived and result keys (kep, MTT, ``*_se``, success, r2, aic, delay) are ignored, so a
+        :class:`FitResult` can be passed back.
+    cp : (T,) array_like of float
+        Arterial plasma concentration at ``t``, mM.
+    cp_portal : (T,) array_like of float, optional
+        Portal-venous plasma concentration at ``t``, mM (dual-input models only).
+    delay : float or array_like, optional
+        Delay of the tissue relative to the inputs, s (broadcasts with the parameters); both
+        inputs are shifted together with a cubic spline, ``c(t - delay)``.
+
+    Returns
+    -------
+    ct : (*S, T) ndarray of float64
+        Tissue concentration, mM.
+
+    Notes
+    -----
+    Every model is a sum of ``A (c conv e^{-k t})`` terms plus a plasma term ``v c``; the
+    convolution is exact for an input linear between frames (recursive exponential), so the
+    result is correct for non-uniform frame times. Tofts: ``C = Ktrans c conv e^{-kep t}``,
+    ``kep = Ktrans/ve``; extended Tofts adds ``vp c``; Patlak ``C = vp c + Ktrans int c``;
+    2CXM/2CUM: bi-exponential impulse responses of Sourbron & Buckley (2012); dual-input one
+    compartment: ``C = Fp (fa ca + (1-fa) cv) conv e^{-t/MTT}`` with ``MTT = ve/Fp``;
+    dual-input extended Tofts: extended Tofts with ``cin = fa ca + (1 - fa) cv``.
+
+    References
+    ----------
+    .. [1] Tofts PS, et al. JMRI 1999;10:223-32. doi:10.1002/(SICI)1522-2586(199909)10:3<223::AID-JMRI2>3.0.CO;2-S
+    .. [2] Sourbron SP, Buckley DL. Phys Med Biol 2012;57:R1-33. doi:10.1088/0031-9155/57/2/R1
+    .. [3] Materne R, et al. Clin Sci 2000;99:517-25. doi:10.1042/cs0990517
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from theraquant.dce import simulate
+    >>> t = np.arange(0.0, 300.0, 5.0)
+    >>> cp = 5.0 * (t / 30.0) * np.exp(1.0 - t / 30.0)  # a gamma-variate-like bolus, mM
+    >>> ct = simulate(t, "etofts", {"Ktrans": 0.0, "ve": 0.2, "vp": 0.05}, cp=cp)
+    >>> bool(np.allclose(ct, 0.05 * cp))  # Ktrans = 0 leaves only the plasma term
+    True
+    >>> simulate(t, "tofts", {"Ktrans": [0.1, 0.2], "ve": 0.3}, cp=cp).shape
+    (2, 60)
+    """
+    spec = get_model(model)
+    t = _check_time(t)
+    ca, cv = _check_inputs(spec, cp, cp_portal, t.size)
+    if not isinstance(params, Mapping):
+        raise TheraquantError(f"params must be a mapping of parameter name to value, got {type(params).__name__}")
+    names = dict(params)
+    if spec.code == 5 and ("Fp" not in names or "fa" not in names) and "Fa" in names and "Fv" in names:
+        fa_, fv_ = np.asarray(names["Fa"], float), np.asarray(names["Fv"], float)
+        names["Fp"] = fa_ + fv_
+        with np.errstate(invalid="ignore", divide="ignore"):
+            names["fa"] = fa_ / (fa_ + fv_)
+    missing = [p for p in spec.free if p not in names]
+    if missing:
+        raise TheraquantError(
+            f"params for model {spec.name!r} lack {missing}; it needs {list(spec.free)} "
+            f"(units: {', '.join(f'{p} {UNITS[p]}' for p in spec.free)})")
+    unknown = [k for k in names if k not in UNITS and not (k.endswith("_se") and k[:-3] in UNITS)]
+    if unknown:
+        raise TheraquantError(
+            f"params holds unknown name(s) {unknown} for model {spec.name!r}; it needs {list(spec.free)}")
+    try:
+        arrs = np.broadcast_arrays(*[np.asarray(names[p], dtype=np.float64) for p in spec.free],
+                                   np.asarray(delay, dtype=np.float64))
+    except ValueError:
+        raise TheraquantError(
+            "params (and delay) must broadcast to one shape, got shapes "
+            f"{[np.shape(names[p]) for p in spec.free]} and delay {np.shape(delay)}") from None
+    shape = arrs[0].shape
+    scale = np.array(spec.scale())
+    P = np.ascontiguousarray(np.stack([a.reshape(-1) for a in arrs[:-1]], axis=-1) * scale)
+    d = arrs[-1].reshape(-1)
+    if not np.all(np.isfinite(d)):
+        raise TheraquantError(f"delay must be finite (s), got {delay!r}")
+    dd: float | NDArray[np.float64] = float(d[0]) if d.size and np.all(d == d[0]) else d
+    if d.size == 0:
+        dd = 0.0
+    h, uniform = _grid(t)
+    ua = _shift(t, ca, dd)
+    uv = _shift(t, cv, dd) if spec.n_inputs == 2 else ua
+    out = np.empty((P.shape[0], t.size))
+    if P.shape[0]:
+        forward_kernel(spec.code, h, uniform, ua, uv, P, out)
+    return out.reshape(shape + (t.size,))
+
+
+def _parse_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(options) - set(FIT_OPTIONS))
+    if unknown:
+        raise TheraquantError(
+            f"unknown fit option(s) {unknown}; allowed: {', '.join(FIT_OPTIONS)}")
+    opts = dict(FIT_OPTIONS)
+    opts.update(options)
+    return opts
+
+
+def fit(t: ArrayLike, ct: ArrayLike, model: str, *, cp: ArrayLike, cp_portal: ArrayLike | None = None,
+        method: str = "nlls", **options: Any) -> FitResult:
+    """Fit a tracer-kinetic model to every tissue curve at once.
+
+    Parameters
+    ----------
+    t : (T,) array_like of float
+        Frame times, s, strictly increasing (non-uniform spacing allowed).
+    ct : (..., T) array_like of float
+        Tissue concentration, mM, time on the last axis; any leading shape (one curve, ROIs,
+        a volume). Curves holding NaN fail alone (``success`` False, NaN parameters).
+    model : str
+        ``"tofts"``, ``"etofts"``, ``"patlak"``, ``"2cxm"``, ``"2cum"``, ``"dual_input_1c"`` or
+        ``"dual_input_etofts"`` (see :func:`simulate` for the equations and free parameters).
+    cp : (T,) array_like of float
+        Arterial plasma concentration at ``t``, mM.
+    cp_portal : (T,) array_like of float, optional
+        Portal-venous plasma concentration at ``t``, mM (dual-input models).
+    method : {"nlls", "linear"}
+        ``"linear"``: linear least squares of the model's integral form (Murase 2004; Flouri
+        2016), no iteration. ``"nlls"`` (default): bounded Levenberg-Marquardt with analytic
+        Jacobians started from the linear solution (clipped to the bounds).
+    **options
+        ``delay`` (s; number, array of the leading shape, or ``"fit"``; default 0): delay of
+        the tissue relative to both inputs, shifted with a cubic spline. ``delay_bounds``
+        (s, default (-10, 10), OSIPI) and ``delay_step`` (s, default min(1 s, frame
+        interval)) set the search of a fitted delay: a grid of full fits refined per voxel by
+        12 golden-section steps. ``bounds``: ``{name: (lo, hi)}`` in public units (defaults:
+        Ktrans [0, 5] 1/min, ve [1e-4, 1], vp [0, 1] ([1e-4, 1] in 2cxm/2cum), Fp [0, 200] and
+        PS [0, 500] mL/100 mL/min, fa [0, 1], after OSIPI's recommended settings). ``p0``:
+        starting values ``{name: value}`` instead of the linear fit. ``max_iter`` (100),
+        ``tol`` (1e-8, relative SSE decrease and step), ``chunk_size`` (65536 curves).
+
+    Returns
+    -------
+    FitResult
+        Read-only mapping of arrays of the leading shape: the free parameters, derived ones
+        (kep 1/min; Fa, Fv mL/100 mL/min and MTT s for dual_input_1c), ``delay`` (s),
+        ``<name>_se``, ``success``, ``r2``, ``aic``; with ``model``, ``method``, ``units``
+        and ``settings`` attributes.
+
+    Raises
+    ------
+    TheraquantError
+        Unknown model or option; t not 1-D strictly increasing and finite; ct, cp or
+        cp_portal of the wrong length; NaN in an input function or in a whole frame of ct;
+        every curve constant.
+
+    References
+    ----------
+    .. [1] Murase K. Efficient method for calculating kinetic parameters using T1-weighted
+       dynamic contrast-enhanced MRI. Magn Reson Med 2004;51:858-62. doi:10.1002/mrm.20022
+    .. [2] Flouri D, Lesnic D, Sourbron SP. Magn Reson Med 2016;76:998-1006. doi:10.1002/mrm.25991
+    .. [3] Marquardt DW. J Soc Ind Appl Math 1963;11:431-41. doi:10.1137/0111030
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from theraquant.dce import fit, simulate
+    >>> t = np.arange(0.0, 300.0, 2.0)
+    >>> cp = 6.0 * (t / 20.0) ** 2 * np.exp(2.0 * (1.0 - t / 20.0)) + 1.0 * (t > 20)  # mM
+    >>> ct = simulate(t, "etofts", {"Ktrans": 0.2, "ve": 0.3, "vp": 0.05}, cp=cp)
+    >>> res = fit(t, ct, "etofts", cp=cp)
+    >>> round(float(res["Ktrans"]), 4), round(float(res["ve"]), 4), bool(res["success"])
+    (0.2, 0.3, True)
+    """
+    spec = get_model(model)
+    if method not in ("nlls", "linear"):
+        raise TheraquantError(f"method must be 'nlls' or 'linear', got {method!r}")
+    opts = _parse_options(options)
+    t = _check_time(t)
+    T = t.size
+    try:
+        ct = np.asarray(ct, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TheraquantError(f"ct must be an array of tissue concentrations (mM): {exc}") from None
+    if ct.ndim == 0 or ct.shape[-1] != T:
+        raise TheraquantError(
+            f"ct must have time on its last axis with {T} frames (like t), got shape {ct.shape}; "
+            "move the time axis last (np.moveaxis) or pass the matching frame times")
+    ca, cv = _check_inputs(spec, cp, cp_portal, T)
+    lead = ct.shape[:-1]
+    Y = ct.reshape(-1, T)
+    n = Y.shape[0]
+    if n == 0:
+        raise TheraquantError(f"ct holds no curves (shape {ct.shape})")
+    nan_frames = np.flatnonzero(np.all(np.isnan(Y), axis=0))
+    if nan_frames.size:
+        raise TheraquantError(
+            f"ct is NaN in every curve at frame(s) {nan_frames[:10].tolist()} (t = "
+            f"{t[nan_frames[:10]].tolist()} s); drop those frames from t and ct before fitting")
+    with np.errstate(invalid="ignore"):
+        if np.all(np.nan_to_num(np.ptp(Y, axis=1), nan=0.0) == 0):
+            raise TheraquantError(
+                f"ct is constant in time in every curve ({n} curve(s)); there is no enhancement to "
+                "fit - check the mask and the signal-to-concentration step")
+    delay = _check_delay(opts["delay"], lead, allow_fit=True)
+    dbounds = tuple(float(v) for v in opts["delay_bounds"])
+    if len(dbounds) != 2 or not dbounds[0] < dbounds[1]:
+        raise TheraquantError(f"delay_bounds must be (low, high) in s with low < high, got {opts['delay_bounds']!r}")
+    h, uniform = _grid(t)
+    dstep = opts["delay_step"]
+    if dstep is None:
+        dstep = float(min(1.0, np.median(np.diff(t))))
+    dstep = float(dstep)
+    if not dstep > 0:
+        raise TheraquantError(f"delay_step must be > 0 s, got {opts['delay_step']!r}")
+    bounds = opts["bounds"]
+    if bounds is not None:
+        bad = [k for k in bounds if k not in spec.free]
+        if bad:
+            raise TheraquantError(f"bounds name(s) {bad} are not free parameters of {spec.name!r}: {list(spec.free)}")
+    lo_pub, hi_pub = spec.bounds(bounds)
+    if not all(a < b for a, b in zip(lo_pub, hi_pub)):
+        raise TheraquantError(f"bounds must have low < high for every parameter, got {dict(zip(spec.free, zip(lo_pub, hi_pub)))}")
+    scale = np.array(spec.scale())
+    lo = np.array(lo_pub) * scale
+    hi = np.array(hi_pub) * scale
+    p0_all = None
+    if opts["p0"] is not None:
+        p0m = opts["p0"]
+        missing = [p for p in spec.free if p not in p0m]
+        if missing:
+            raise TheraquantError(f"p0 lacks {missing}; give a start for each of {list(spec.free)}")
+        p0_all = np.stack([np.broadcast_to(np.asarray(p0m[p], float), lead).reshape(-1) for p in spec.free],
+                          axis=-1) * scale
+    max_iter = int(opts["max_iter"])
+    tol = float(opts["tol"])
+    chunk = max(1, int(opts["chunk_size"]))
+    p = len(spec.free)
+    P = np.empty((n, p))
+    SE = np.empty((n, p))
+    SSE = np.empty(n)
+    ST = np.empty(n, dtype=np.int64)
+    D = np.empty(n)
+    for s0 in range(0, n, chunk):
+        sl = slice(s0, min(n, s0 + chunk))
+        Yc = np.ascontiguousarray(Y[sl], dtype=np.float64)
+        p0c = None if p0_all is None else np.ascontiguousarray(p0_all[sl])
+        if isinstance(delay, str):
+            Pc, SEc, SSEc, STc, Dc = _delay_fit(spec, t, h, uniform, ca, cv, Yc, lo, hi, method, p0c,
+                                                max_iter, tol, dbounds, dstep)
+        else:
+            dc = delay if np.ndim(delay) == 0 else delay[sl]
+            Pc, SEc, SSEc, STc = _fixed_delay_fit(spec, t, h, uniform, ca, cv, Yc, dc, lo, hi, method, p0c,
+                                                  max_iter, tol)
+            Dc = np.broadcast_to(dc, (Yc.shape[0],))
+        P[sl], SE[sl], SSE[sl], ST[sl], D[sl] = Pc, SEc, SSEc, STc, Dc
+    success = ST > 0
+    P[~success] = np.nan
+    SE[~success] = np.nan
+    SSE[~success] = np.nan
+    P /= scale
+    SE /= scale
+    values: dict[str, NDArray[Any]] = {}
+    for j, name in enumerate(spec.free):
+        values[name] = P[:, j]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if "kep" in spec.derived:
+            values["kep"] = values["Ktrans"] / values["ve"]
+        if spec.code == 5:
+            values["Fa"] = values["fa"] * values["Fp"]
+            values["Fv"] = (1.0 - values["fa"]) * values["Fp"]
+            values["MTT"] = 60.0 * values["ve"] / (values["Fp"] / 100.0)
+        values["delay"] = np.where(success, D, np.nan) if isinstance(delay, str) else D.astype(np.float64)
+        for j, name in enumerate(spec.free):
+            values[name + "_se"] = SE[:, j]
+        values["success"] = success
+        ybar = np.mean(Y, axis=1)
+        sst = np.sum((Y - ybar[:, None]) ** 2, axis=1)
+        values["r2"] = np.where(sst > 0, 1.0 - SSE / sst, np.nan)
+        k = p + (1 if isinstance(delay, str) else 0)
+        values["aic"] = T * np.log(np.maximum(SSE / T, 1e-300)) + 2 * k
+    frozen = {}
+    for key, v in values.items():
+        a = np.ascontiguousarray(v).reshape(lead)
+        a.setflags(write=False)
+        frozen[key] = a
+    units = {key: UNITS[key[:-3]] if key.endswith("_se") else UNITS[key] for key in frozen}
+    settings = {
+        "delay": "fit" if isinstance(delay, str) else (delay if np.ndim(delay) == 0 else "per-voxel array"),
+        "delay_bounds_s": list(dbounds) if isinstance(delay, str) else None,
+        "delay_step_s": dstep if isinstance(delay, str) else None,
+        "delay_search": f"grid + {_N_GOLDEN} golden-section steps" if isinstance(delay, str) else None,
+        "input_shift": "cubic spline (not-a-knot), constant outside the sampled range",
+        "bounds": {name: [a, b] for name, a, b in zip(spec.free, lo_pub, hi_pub)},
+        "p0": "user" if p0_all is not None else "linear least squares (integral form), clipped to bounds",
+        "max_iter": max_iter,
+        "tol": tol,
+        "convolution": "exact, piecewise-linear input (recursive exponential)",
+        "n_frames": T,
+    }
+    return FitResult(model=spec.name, method=method, free=spec.free, maps=MappingProxyType(frozen),
+                     units=MappingProxyType(units), settings=MappingProxyType(settings))
