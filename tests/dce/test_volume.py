@@ -82,7 +82,7 @@ def test_memory_mapped_fortran_order_input(tmp_path):
 
 
 def test_transform_gets_the_flat_voxel_index():
-    ct = np.zeros((2, 3, 4, T), np.float32)
+    ct = np.broadcast_to(np.arange(T, dtype=np.float32), (2, 3, 4, T))  # a ramp: first sample 0
     mask = np.zeros((2, 3, 4), bool)
     mask[0, 1, 2] = mask[1, 2, 3] = mask[1, 0, 0] = True
 
@@ -112,6 +112,16 @@ def test_nan_frame_raises():
         _fit_chunked(ct, T, _toy_fit(), chunk_voxels=12, frame_times=np.arange(T) * 5.0)
 
 
+def test_constant_curves_are_skipped_and_counted():
+    ct = _volume((2, 3, 4))
+    ct[0, 1, :] = 0.0  # background: no enhancement
+    ct[1, 2, 3] = 2.5
+    calls: list[int] = []
+    res = _fit_chunked(ct, T, _toy_fit(calls), chunk_voxels=7)
+    assert res.n_constant == 5 and res.n_nonfinite == 0 and sum(calls) == 19
+    assert not res["success"][0, 1].any() and np.isnan(res["mean"][1, 2, 3])
+
+
 def test_single_curve_and_one_dimensional_leading_shape():
     curves = _volume((9,))
     res = _fit_chunked(curves, T, _toy_fit(), chunk_voxels=4)
@@ -133,3 +143,65 @@ def test_bad_input_raises(kwargs, match):
     args = {"ct": np.ones((4, 5, 6, T)), "mask": None, "chunk_voxels": 100, **kwargs}
     with pytest.raises(TheraquantError, match=match):
         _fit_chunked(args["ct"], T, _toy_fit(), mask=args["mask"], chunk_voxels=args["chunk_voxels"])
+
+
+# ---------------------------------------------------------------- the real fit
+def _etofts_volume(shape=(3, 6, 7), noise_sd=0.01, seed=5):
+    from theraquant import dce
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(0.0, 240.0, 4.0)
+    cp = dce.aif.parker(t, delay=10.0, hct=0.42)
+    truth = {"Ktrans": rng.uniform(0.05, 0.5, shape), "ve": rng.uniform(0.1, 0.5, shape),
+             "vp": rng.uniform(0.0, 0.1, shape)}
+    ct = dce.simulate(t, "etofts", truth, cp=cp) + rng.normal(0.0, noise_sd, (*shape, t.size))
+    return t, cp, ct.astype(np.float32), truth
+
+
+def test_fit_volume_equals_direct_fit_on_the_masked_voxels():
+    from theraquant import dce
+
+    t, cp, ct, _ = _etofts_volume()
+    mask = np.zeros(ct.shape[:-1], bool)
+    mask[0, :3, :] = mask[2, 1:5, 2:6] = True
+    res = dce.fit_volume(ct, t, "etofts", cp=cp, mask=mask, chunk_voxels=10)
+    direct = dce.fit(t, ct[mask].astype(np.float64), "etofts", cp=cp)  # the same voxels in one call
+    for key in ("Ktrans", "ve", "vp", "kep", "r2", "aic", "Ktrans_se"):
+        assert res[key].dtype == np.float32
+        # float32 storage of the same float64 numbers: equal to float32 rounding
+        assert_allclose(res[key][mask], direct[key], rtol=1e-6, atol=0, err_msg=key)
+        assert np.all(np.isnan(res[key][~mask]))  # outside the mask: NaN, never fitted
+    assert_array_equal(res["success"][mask], direct["success"])
+    assert not res["success"][~mask].any() and res.n_voxels == mask.sum() == res.n_fitted
+    assert res.units["Ktrans"] == "1/min" and res.settings["model"] == "etofts"
+
+
+def test_fit_volume_chunk_size_does_not_change_the_maps():
+    from theraquant import dce
+
+    t, cp, ct, _ = _etofts_volume(shape=(2, 5, 5))
+    small = dce.fit_volume(ct, t, "etofts", cp=cp, chunk_voxels=3)
+    large = dce.fit_volume(ct, t, "etofts", cp=cp, chunk_voxels=1000)
+    for key in small:
+        assert_allclose(small[key], large[key], rtol=1e-6, atol=0, equal_nan=True, err_msg=key)
+
+
+def test_fit_volume_noiseless_recovers_truth_and_passes_options():
+    from theraquant import dce
+
+    t, cp, ct, truth = _etofts_volume(shape=(2, 3, 4), noise_sd=0.0)
+    res = dce.fit_volume(ct, t, "etofts", cp=cp, chunk_voxels=7, delay=0.0)
+    # noiseless float32 curves: float32 rounding of ct (~1e-7 relative) limits recovery
+    for key in ("Ktrans", "ve"):
+        assert_allclose(res[key], truth[key], rtol=2e-3, err_msg=key)
+    assert_allclose(res["vp"], truth["vp"], atol=1e-4)  # mL/mL
+
+
+def test_fit_volume_rejects_an_input_function_of_the_wrong_length():
+    from theraquant import dce
+
+    t, cp, ct, _ = _etofts_volume(shape=(1, 2, 2))
+    with pytest.raises(TheraquantError, match=r"cp has 59 samples but there are 60 frame times"):
+        dce.fit_volume(ct, t, "etofts", cp=cp[:-1])
+    with pytest.raises(TheraquantError, match=r"ct has shape \(1, 2, 2\) but t has 60 frame times"):
+        dce.fit_volume(ct[..., 0], t, "etofts", cp=cp)

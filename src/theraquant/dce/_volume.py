@@ -51,18 +51,28 @@ class VolumeFit(Mapping):
     n_nonfinite : int
         Selected voxels skipped because a sample was NaN or infinite (e.g. a
         saturated signal after conversion to concentration).
+    n_constant : int
+        Selected voxels skipped because their curve is exactly constant in time
+        (no enhancement to fit: background, zero padding).
     n_failed : int
-        Selected voxels without a successful fit (including ``n_nonfinite``).
+        Selected voxels without a successful fit (including the skipped ones).
     chunk_voxels : int
         Curves per call of the fit.
+    units : dict of str to str
+        Unit of each map (from the fit).
+    settings : dict
+        Every option of the fit, defaults included (from the fit), and the
+        driver's.
     """
 
     maps: dict[str, NDArray]
     n_voxels: int
     n_fitted: int
     n_nonfinite: int
+    n_constant: int
     n_failed: int
     chunk_voxels: int
+    units: dict[str, str] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
 
     def __getitem__(self, key: str) -> NDArray:
@@ -150,11 +160,16 @@ def _fit_chunked(
     n_done = 0
     n_fitted = 0
     n_nonfinite = 0
+    n_constant = 0
+    info: dict[str, Any] = {}
 
     def _store(idx: NDArray[np.int64], curves: NDArray[np.float64]) -> None:
         nonlocal n_fitted
         res = fit_chunk(curves)
         n = idx.size
+        if not info:
+            info["units"] = dict(getattr(res, "units", {}) or {})
+            info["settings"] = dict(getattr(res, "settings", {}) or {})
         for key in res:
             val = np.asarray(res[key])
             if val.shape != (n,):
@@ -215,11 +230,14 @@ def _fit_chunked(
             if curves.shape != (idx.size, n_t):
                 raise TheraquantError(f"transform returned shape {curves.shape}; expected {(idx.size, n_t)}")
         finite = np.isfinite(curves).all(axis=1)
-        if not finite.all():
-            n_bad = int(idx.size - np.count_nonzero(finite))
-            n_nonfinite += n_bad
-            curves, idx = curves[finite], idx[finite]
-            n_done += n_bad
+        constant = np.zeros_like(finite)
+        constant[finite] = np.ptp(curves[finite], axis=1) == 0.0
+        keep = finite & ~constant
+        if not keep.all():
+            n_nonfinite += int(idx.size - np.count_nonzero(finite))
+            n_constant += int(np.count_nonzero(constant))
+            n_done += int(idx.size - np.count_nonzero(keep))
+            curves, idx = curves[keep], idx[keep]
         if idx.size:
             pending_idx.append(idx)
             pending_ct.append(curves)
@@ -235,8 +253,10 @@ def _fit_chunked(
     for k, v in maps.items():
         v[~success] = np.nan  # a failed fit has NaN parameters (views of ``out``)
     n_failed = n_sel - int(np.count_nonzero(success))
+    units = {k: info.get("units", {}).get(k, "") for k in out}
     return VolumeFit(maps=out, n_voxels=n_sel, n_fitted=n_fitted, n_nonfinite=n_nonfinite,
-                     n_failed=n_failed, chunk_voxels=chunk_voxels)
+                     n_constant=n_constant, n_failed=n_failed, chunk_voxels=chunk_voxels, units=units,
+                     settings=info.get("settings", {}))
 
 
 def fit_volume(
@@ -310,8 +330,9 @@ def fit_volume(
 
     Notes
     -----
-    Voxels with a non-finite sample are not fitted: they are NaN, counted in
-    ``n_nonfinite`` and have ``success`` False. Chunking never changes the
+    Voxels with a non-finite sample, and voxels whose curve is exactly
+    constant, are not fitted: they are NaN, counted in ``n_nonfinite`` or
+    ``n_constant`` and have ``success`` False. Chunking never changes the
     result: each voxel's fit is independent of the others in its chunk.
 
     Examples
@@ -351,6 +372,7 @@ def fit_volume(
 
     res = _fit_chunked(ct, t.size, fit_chunk, mask=mask, chunk_voxels=chunk_voxels, transform=transform,
                        progress=progress, frame_times=t)
-    settings = {"model": model, "method": method, "chunk_voxels": int(chunk_voxels), **fit_options}
+    settings = {**res.settings, "model": model, "method": method, "chunk_voxels": int(chunk_voxels),
+                "storage": "float32 maps, float64 compute"}
     object.__setattr__(res, "settings", settings)
     return res
