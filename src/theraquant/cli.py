@@ -113,9 +113,10 @@ def pet_suv(
     img = read_suv(series_dir, normalization=normalization, series_uid=series_uid, **overrides)  # type: ignore[arg-type]
     conv = img.meta["suv"]
     record = provenance(settings={"normalization": normalization, "series_uid": series_uid, **overrides},
-                        constants=conv["Constants"], units={"SUV": img.units}, inputs=[series_dir],
+                        constants=conv["Constants"], inputs=[series_dir],
                         Decisions=conv["Decisions"], Overrides=conv["Overrides"],
                         SUVFactorRange=conv["SUVFactorRange"], Modality="PT")
+    record["Units"] = img.units  # a string, as read_nifti expects
     write_nifti(img, out_path, sidecar=record)
     out.print(f"SUV{normalization} ({img.units}) from {series_dir}: {img.shape} voxels", highlight=False)
     for k, v in conv["Constants"].items():
