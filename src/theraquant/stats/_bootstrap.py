@@ -147,7 +147,7 @@ def roc_bootstrap(y: ArrayLike, score: ArrayLike, *, n_boot: int = 2000, seed: i
     >>> y = [0, 0, 0, 0, 1, 1, 1, 1, 0, 1]
     >>> b = roc_bootstrap(y, [1, 2, 3, 5, 4, 6, 7, 8, 2.5, 3.5], n_boot=500, seed=1)
     >>> round(b.auc, 3), b.auc_ci_percentile[0] < b.auc < b.auc_ci_percentile[1]
-    (0.88, True)
+    (0.92, True)
     """
     yb, s, _ = _prepare(y, score, direction, None, name)
     _check_classes(yb, "the bootstrap")
@@ -238,7 +238,7 @@ def cluster_bootstrap(y: ArrayLike, score: ArrayLike, cluster: ArrayLike, *, n_b
     >>> pid = [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6]
     >>> b = cluster_bootstrap(y, s, pid, n_boot=200, seed=3)
     >>> b.method, round(b.auc, 4)
-    ('cluster (patients resampled)', 0.8889)
+    ('cluster (patients resampled)', 0.9167)
     """
     yb, s, cl = _prepare(y, score, direction, cluster, name)
     if cl is None:

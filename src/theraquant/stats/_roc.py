@@ -407,7 +407,7 @@ def compare_roc(y: ArrayLike, score_a: ArrayLike, score_b: ArrayLike, *, directi
     >>> y = [0, 0, 0, 1, 1, 1, 0, 1]
     >>> cmp = compare_roc(y, [1, 2, 3, 4, 5, 6, 3.5, 2.5], [1, 2, 4, 3, 5, 6, 2, 1])
     >>> round(cmp.auc_a, 4), round(cmp.auc_b, 4)
-    (0.875, 0.75)
+    (0.875, 0.7188)
     """
     yb, sa, cl = _prepare(y, score_a, direction, cluster, "score_a")
     sb = as_score(score_b, yb.size, name="score_b")
