@@ -153,12 +153,14 @@ def _select_targets(lesions: list[Lesion], thr: Mapping[str, Any], select: bool,
     small = [les for les in lesions if les.diameter_mm < limit(les) - EPS]
     if small and not select:
         les = small[0]
+        how = "short axis of a node" if les.is_node else "longest diameter"
         raise TheraquantError(
             f"baseline target {les.id!r} measures {les.diameter_mm:g} mm, below the {name} "
-            f"measurability limit of {limit(les):g} mm ({'short axis of a node' if les.is_node else 'longest diameter'}); "
+            f"measurability limit of {limit(les):g} mm ({how}); "
             "record it as a non-target lesion (non_target=...) or pass select_targets=True to "
             "drop unmeasurable lesions")
-    cand = [les for les in lesions if les not in small]
+    small_ids = {les.id for les in small}
+    cand = [les for les in lesions if les.id not in small_ids]
     by_organ: dict[str, int] = {}
     for les in cand:
         by_organ[les.organ] = by_organ.get(les.organ, 0) + 1

@@ -14,7 +14,8 @@ from ._recist import _target_codes, rules as _recist_rules
 
 __all__ = ["grade_lesions", "TABLE_COLUMNS"]
 
-#: canonical input columns per criterion: (required, optional)
+#: canonical input columns per criterion: (required, optional); grade_patients also needs
+#: ``patient`` and takes ``lesion`` (all) and ``organ``, ``non_target`` (RECIST, mRECIST)
 TABLE_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "PERCIST": (("baseline", "followup"),
                 ("resolved", "new_lesions", "reference_mean", "reference_sd",
@@ -25,7 +26,14 @@ TABLE_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "RECIST": (("baseline", "followup"), ("nadir_mm", "is_node", "new_lesions")),
     "mRECIST": (("baseline", "followup"), ("nadir_mm", "is_node", "new_lesions")),
 }
+_PATIENT_COLUMNS = {"PERCIST": ("lesion",), "EORTC": ("lesion",),
+                    "RECIST": ("lesion", "organ", "non_target"),
+                    "mRECIST": ("lesion", "organ", "non_target")}
 _UNITS = {"PERCIST": "SUL", "EORTC": "g/mL", "RECIST": "mm", "mRECIST": "mm"}
+_POSITIVE = {"reference_mean", "followup_reference_mean", "baseline_tlg", "baseline_extent_mm"}
+_OPT_UNITS = {"reference_mean": "SUL", "reference_sd": "SUL", "followup_reference_mean": "SUL",
+              "baseline_tlg": "g", "followup_tlg": "g", "background_suv": "g/mL",
+              "baseline_extent_mm": "mm", "followup_extent_mm": "mm", "nadir_mm": "mm"}
 
 
 def _num(df: pd.DataFrame, col: str, name: str, unit: str, *, positive: bool = False,
@@ -51,6 +59,102 @@ def _flag(df: pd.DataFrame, col: str | None) -> np.ndarray:
     if s.isna().any() or not all(isinstance(v, (bool, np.bool_)) or v in (0, 1) for v in s):
         raise TheraquantError(f"column {col!r} must hold True/False (or 0/1), got {s.tolist()[:5]}")
     return s.to_numpy(dtype=bool)
+
+
+def _read(table: Any, criteria: str, columns: Mapping[str, str] | None,
+          thresholds: Mapping[str, Any] | None, *, level: str
+          ) -> tuple[str, Mapping[str, Any], dict[str, Any]]:
+    """Check the table and return (criteria name, thresholds, canonical column -> array)."""
+    try:
+        name = NAMES[str(criteria).lower()]
+    except KeyError:
+        raise TheraquantError(
+            f"criteria must be one of {sorted(NAMES.values())}, got {criteria!r}") from None
+    if not isinstance(table, pd.DataFrame):
+        raise TheraquantError(f"table must be a pandas DataFrame, got {type(table).__name__}")
+    thr = _thresholds(name, thresholds)
+    required, optional = TABLE_COLUMNS[name]
+    if level == "patient":
+        required, optional = ("patient",) + required, optional + _PATIENT_COLUMNS[name]
+    cmap = dict(columns or {})
+    unknown = sorted(set(cmap) - set(required) - set(optional))
+    if unknown:
+        raise TheraquantError(
+            f"columns has unknown canonical name(s) {unknown} for {name}; allowed: "
+            f"{list(required) + list(optional)}")
+    col = {c: cmap.get(c, c) for c in required + optional}
+    missing = [col[c] for c in required if col[c] not in table.columns]
+    if missing:
+        raise TheraquantError(
+            f"table lacks column(s) {missing} needed for {name}; it has {list(table.columns)}; "
+            "rename with columns={'baseline': ..., 'followup': ...}")
+    has = {c: (col[c] if col[c] in table.columns else None) for c in optional}
+    n = len(table)
+    unit = _UNITS[name]
+    pet = name in ("PERCIST", "EORTC")
+    out: dict[str, Any] = {}
+    out["resolved"] = _flag(table, has.get("resolved"))
+    out["new_lesions"] = _flag(table, has["new_lesions"])
+    out["is_node"] = _flag(table, has.get("is_node"))
+    out["baseline"] = _num(table, col["baseline"], "baseline", unit, positive=pet)
+    f = _num(table, col["followup"], "follow-up", unit, allow_nan=True)
+    # a NaN follow-up is a resolved lesion (PET) or, at patient level, a target not assessed (RECIST)
+    allowed = out["resolved"] if pet or level == "lesion" else np.ones(n, bool)
+    bad = np.isnan(f) & ~allowed
+    if bad.any():
+        raise TheraquantError(
+            f"column {col['followup']!r} is NaN in rows {list(table.index[bad][:5])}; "
+            "give the follow-up value, mark complete resolution with a True 'resolved' column "
+            "(PERCIST/EORTC), or drop lesions that were not assessed")
+    out["followup"] = f
+    for c in optional:
+        if c in _OPT_UNITS:
+            out[c] = (np.full(n, np.nan) if has[c] is None else
+                      _num(table, has[c], c.replace("_", " "), _OPT_UNITS[c], positive=c in _POSITIVE,
+                           allow_nan=True))
+    for c in ("patient", "lesion", "organ", "non_target"):
+        if c == "patient":
+            out[c] = table[col[c]].to_numpy(dtype=object) if level == "patient" else None
+        elif c in optional:
+            out[c] = None if has[c] is None else table[has[c]].to_numpy(dtype=object)
+    if level == "patient" and pd.isna(out["patient"]).any():
+        rows = list(table.index[pd.isna(out["patient"])][:5])
+        raise TheraquantError(f"column {col['patient']!r} (patient) is empty in rows {rows}")
+    return name, thr, out
+
+
+def _measurability(cols: Mapping[str, Any], thr: Mapping[str, Any], reference: str) -> np.ndarray:
+    if reference not in ("liver", "blood_pool"):
+        raise TheraquantError(f"reference must be 'liver' or 'blood_pool', got {reference!r}")
+    fk, sk = ("liver_factor", "liver_sd_factor") if reference == "liver" else (
+        "blood_pool_factor", "blood_pool_sd_factor")
+    return thr[fk] * cols["reference_mean"] + thr[sk] * cols["reference_sd"]
+
+
+def _unstable(rm: np.ndarray, fr: np.ndarray, thr: Mapping[str, Any]) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = fr - rm
+        return (at_least(np.abs(d / rm), thr["reference_change_max_fraction"], True)
+                | at_least(np.abs(d), thr["reference_change_max_abs_SUL"], True))
+
+
+def _check_nadir(nadir: np.ndarray, base: np.ndarray, what: str, labels: Any) -> None:
+    above = nadir > base + EPS
+    if above.any():
+        raise TheraquantError(
+            f"nadir_mm exceeds the baseline diameter (sum) in {what} {list(np.asarray(labels)[above][:5])}; "
+            "the nadir is the smallest value since treatment started, baseline included")
+
+
+def _label(out: pd.DataFrame, codes: np.ndarray, table_rules: Mapping[str, tuple[str, str]],
+           b: np.ndarray, f: np.ndarray) -> None:
+    ids = pd.Series(codes, index=out.index, dtype=object)
+    out["category"] = ids.map({k: v[0] for k, v in table_rules.items()})
+    out["rule_id"] = ids
+    out["rule"] = ids.map({k: v[1] for k, v in table_rules.items()})
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["change_fraction"] = (f - b) / b
+        out["change_abs"] = f - b
 
 
 def grade_lesions(
@@ -120,80 +224,28 @@ def grade_lesions(
     >>> out["category"].tolist(), out["rule_id"].tolist()[0]
     (['PMR', 'SMD', 'PMD'], 'percist.pmr')
     """
-    try:
-        name = NAMES[str(criteria).lower()]
-    except KeyError:
-        raise TheraquantError(
-            f"criteria must be one of {sorted(NAMES.values())}, got {criteria!r}") from None
-    if not isinstance(table, pd.DataFrame):
-        raise TheraquantError(f"table must be a pandas DataFrame, got {type(table).__name__}")
-    thr = _thresholds(name, thresholds)
-    required, optional = TABLE_COLUMNS[name]
-    cmap = dict(columns or {})
-    unknown = sorted(set(cmap) - set(required) - set(optional))
-    if unknown:
-        raise TheraquantError(
-            f"columns has unknown canonical name(s) {unknown} for {name}; allowed: "
-            f"{list(required) + list(optional)}")
-    col = {c: cmap.get(c, c) for c in required + optional}
-    missing = [col[c] for c in required if col[c] not in table.columns]
-    if missing:
-        raise TheraquantError(
-            f"table lacks column(s) {missing} needed for {name}; it has {list(table.columns)}; "
-            "rename with columns={'baseline': ..., 'followup': ...}")
-    has = {c: (col[c] if col[c] in table.columns else None) for c in optional}
-    unit = _UNITS[name]
+    name, thr, cols = _read(table, criteria, columns, thresholds, level="lesion")
+    b, f, new = cols["baseline"], cols["followup"], cols["new_lesions"]
     n = len(table)
-    nan = np.full(n, np.nan)
-
-    def opt(c: str, what: str, u: str, positive: bool = False) -> np.ndarray:
-        return nan if has[c] is None else _num(table, has[c], what, u, positive=positive, allow_nan=True)
-
-    resolved = _flag(table, has.get("resolved")) if name in ("PERCIST", "EORTC") else np.zeros(n, bool)
-    new = _flag(table, has["new_lesions"])
-    b = _num(table, col["baseline"], "baseline", unit, positive=name in ("PERCIST", "EORTC"))
-    f = _num(table, col["followup"], "follow-up", unit, allow_nan=True)
-    unresolved_nan = np.isnan(f) & ~resolved
-    if unresolved_nan.any():
-        raise TheraquantError(
-            f"column {col['followup']!r} is NaN in rows {list(table.index[unresolved_nan][:5])}; "
-            "give the follow-up value, mark complete resolution with a True 'resolved' column "
-            "(PERCIST/EORTC), or drop lesions that were not assessed")
     out = table.copy()
     extra: dict[str, np.ndarray] = {}
     if name == "PERCIST":
-        if reference not in ("liver", "blood_pool"):
-            raise TheraquantError(f"reference must be 'liver' or 'blood_pool', got {reference!r}")
-        rm, rs = opt("reference_mean", "reference mean", "SUL", True), opt("reference_sd", "reference SD", "SUL")
-        fk, sk = ("liver_factor", "liver_sd_factor") if reference == "liver" else (
-            "blood_pool_factor", "blood_pool_sd_factor")
-        meas = thr[fk] * rm + thr[sk] * rs
-        fr = opt("followup_reference_mean", "follow-up reference mean", "SUL", True)
-        cmr_ref = np.where(np.isnan(fr), rm, fr)
-        codes = _percist_codes(b, f, resolved, meas, cmr_ref, new,
-                               opt("baseline_tlg", "baseline TLG", "g", True),
-                               opt("followup_tlg", "follow-up TLG", "g"), thr)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            dref = fr - rm
-            unstable = (at_least(np.abs(dref / rm), thr["reference_change_max_fraction"], True)
-                        | at_least(np.abs(dref), thr["reference_change_max_abs_SUL"], True))
-        extra = {"measurability_threshold": meas, "reference_unstable": unstable}
+        meas = _measurability(cols, thr, reference)
+        rm, fr = cols["reference_mean"], cols["followup_reference_mean"]
+        codes = _percist_codes(b, f, cols["resolved"], meas, np.where(np.isnan(fr), rm, fr), new,
+                               cols["baseline_tlg"], cols["followup_tlg"], thr)
+        extra = {"measurability_threshold": meas, "reference_unstable": _unstable(rm, fr, thr)}
         table_rules = percist_rules(thr)
     elif name == "EORTC":
         pmr = thr["PMR_after_1_cycle"] if after_one_cycle else thr["PMR_after_more_cycles"]
-        codes = _eortc_codes(b, f, resolved, opt("background_suv", "background SUV", "g/mL"), new,
-                             opt("baseline_extent_mm", "baseline extent", "mm", True),
-                             opt("followup_extent_mm", "follow-up extent", "mm"), pmr, thr)
+        codes = _eortc_codes(b, f, cols["resolved"], cols["background_suv"], new,
+                             cols["baseline_extent_mm"], cols["followup_extent_mm"], pmr, thr)
         table_rules = eortc_rules(thr)
     else:
         prefix = "recist" if name == "RECIST" else "mrecist"
-        node = _flag(table, has["is_node"])
-        nadir = b if has["nadir_mm"] is None else _num(table, has["nadir_mm"], "nadir", "mm")
-        above = nadir > b + EPS
-        if above.any():
-            raise TheraquantError(
-                f"column {has['nadir_mm']!r} exceeds the baseline diameter in rows "
-                f"{list(table.index[above][:5])}; the nadir includes the baseline measurement")
+        node = cols["is_node"]
+        nadir = np.where(np.isnan(cols["nadir_mm"]), b, cols["nadir_mm"])
+        _check_nadir(nadir, b, "rows", table.index)
         limit = np.where(node, thr["node_measurable_mm"], thr["lesion_measurable_mm"])
         all_cr = np.where(node, f < thr["node_normal_mm"] - EPS, f <= EPS)
         codes = _target_codes(b, nadir, f, all_cr, np.zeros(n, bool), thr, prefix)
@@ -202,13 +254,7 @@ def grade_lesions(
             [measurable & (codes == f"{prefix}.target.pd"), new, ~measurable],
             [codes, f"{prefix}.new_lesion", f"{prefix}.lesion.not_measurable"], default=codes)
         table_rules = _recist_rules(name, thr)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ids = pd.Series(codes, index=table.index, dtype=object)
-        out["category"] = ids.map({k: v[0] for k, v in table_rules.items()})
-        out["rule_id"] = ids
-        out["rule"] = ids.map({k: v[1] for k, v in table_rules.items()})
-        out["change_fraction"] = (f - b) / b
-        out["change_abs"] = f - b
+    _label(out, codes, table_rules, b, f)
     for k, v in extra.items():
         out[k] = v
     name_, version, doi = meta(name)
