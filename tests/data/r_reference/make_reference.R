@@ -140,6 +140,16 @@ for (form in list(response ~ tbp, response ~ tbp + dmean)) {
   put(paste0("gee.", nm, ".scale"), summary(gg)$dispersion[1, 1])
 }
 
+# ---------------------------------------------------------------- dose-response (D50)
+# MASS::dose.p gives the dose for p = 0.5 with its delta-method SE (Venables & Ripley, MASS 4th ed.)
+gd <- glm(response ~ dmean, family = binomial, data = cl, control = tight)
+dp <- MASS::dose.p(gd, p = 0.5); print(dp)
+put("dose.glm.d50", as.numeric(dp)); put("dose.glm.d50_se", as.numeric(attr(dp, "SE")))
+gdg <- geeglm(response ~ dmean, id = pid, data = cl, family = binomial, corstr = "exchangeable",
+              control = geese.control(epsilon = 1e-12, maxit = 200))
+b <- coef(gdg); V <- vcov(gdg); d50 <- -b[1] / b[2]; g <- c(-1 / b[2], -d50 / b[2])
+put("dose.gee.d50", d50); put("dose.gee.d50_se", sqrt(as.numeric(t(g) %*% V %*% g)))
+
 # ---------------------------------------------------------------- group comparisons
 good <- a$s100b[a$outcome == "Good"]; poor <- a$s100b[a$outcome == "Poor"]
 w <- wilcox.test(poor, good, exact = FALSE, correct = TRUE); print(w)
