@@ -290,3 +290,11 @@ def test_read_suv_records_overrides(dro_root):
     assert_allclose(img.array, ref.array * 80.0 / 70.0, rtol=1e-12)
     assert img.units == "g/mL"
     assert img.meta["suv"]["Overrides"]["weight_kg"]["header_value"] == 70.0
+
+
+def test_corrected_image_contradicting_decay_correction_is_noted():
+    conv = suv_factor(hdr(CorrectedImage=["ATTN", "SCAT"]))
+    assert any("CorrectedImage (0028,0051)" in d and "lacks DECY" in d for d in conv.decisions)
+    assert not any("DECY" in d for d in suv_factor(hdr(CorrectedImage="ATTN\\DECY")).decisions)
+    # DecayCorrection is followed: the factor is the START factor
+    assert conv.factors[0] == suv_factor(hdr()).factors[0]

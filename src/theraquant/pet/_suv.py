@@ -653,6 +653,14 @@ def suv_factor(headers: Any, *, normalization: Normalization = "bw",
     if dc not in ("START", "ADMIN", "NONE"):
         raise DicomError(f"{hddc.name}: DecayCorrection (0054,1102) is {dc!r}; needed START, ADMIN or NONE")
     r.constants["decay_correction"] = dc
+    corrected = hddc.get("CorrectedImage")
+    if corrected is not None:
+        items = [corrected] if isinstance(corrected, str) else list(corrected)
+        flags = {f.strip().upper() for c in items for f in str(c).split("\\")}
+        if (dc != "NONE") != ("DECY" in flags):
+            r.decisions.append(f"note: CorrectedImage (0028,0051) {sorted(flags)} "
+                               f"{'lacks' if dc != 'NONE' else 'has'} DECY while DecayCorrection is {dc}; "
+                               "DecayCorrection (0054,1102) was followed")
 
     if dc == "ADMIN":
         r.decisions.append("DecayCorrection ADMIN: image decay-corrected to the administration time; "
