@@ -153,3 +153,16 @@ def test_scalar_signal_is_rejected():
         signal_to_concentration(5.0, t10=1.0, r1=4.5, tr=0.005, flip_angle=15.0, n_baseline=1)
     with pytest.raises(TheraquantError, match=r"flip_angle must be in degrees"):
         concentration_to_signal(np.zeros(5), t10=1.0, r1=4.5, tr=0.005, flip_angle=0.2)
+
+
+def test_flip_angle_map_with_nan_voxels_and_float32_volume():
+    # a B1-corrected flip-angle map is NaN outside its mask: those voxels become NaN (counted);
+    # a float32 volume is converted block by block without a float64 copy of the input
+    c = np.tile(np.array([0.0, 0.0, 0.4, 1.1, 0.7]), (2, 3, 1))
+    fa = np.array([[18.0, 20.0, 22.0], [np.nan, 20.0, 19.0]])
+    s = concentration_to_signal(c, t10=1.1, r1=4.5, tr=0.005, flip_angle=np.nan_to_num(fa, nan=20.0), m0=900.0)
+    res = signal_to_concentration(s.astype(np.float32), t10=1.1, r1=4.5, tr=0.005, flip_angle=fa,
+                                  n_baseline=2, return_info=True)
+    assert res.n_invalid_voxels == 1 and res.n_invalid == 5 and np.all(np.isnan(res.conc[1, 0]))
+    ok = np.isfinite(fa)
+    assert_allclose(res.conc[ok], c[ok], atol=2e-5)  # float32 signal: ~1e-7 relative rounding

@@ -90,16 +90,22 @@ def _check_tr(tr: Any) -> float:
     return _positive_scalar(tr, "tr", "s", "pass the repetition time in seconds (e.g. 0.005 for 5 ms)")
 
 
-def _check_flip_degrees(flip: ArrayLike, name: str = "flip_angle") -> NDArray[np.float64]:
-    """Flip angle(s) in degrees: finite, in (0, 180); all < 1 is taken as radians by mistake."""
+def _check_flip_degrees(flip: ArrayLike, name: str = "flip_angle", *, allow_nan: bool = False) -> NDArray[np.float64]:
+    """Flip angle(s) in degrees: finite, in (0, 180); all < 1 is taken as radians by mistake.
+
+    With ``allow_nan`` (per-voxel maps) non-finite entries pass and make their voxels NaN,
+    as long as some entry is finite.
+    """
     arr = np.asarray(flip, dtype=float)
-    if arr.size == 0 or not np.all(np.isfinite(arr)):
+    fin = np.isfinite(arr)
+    if arr.size == 0 or not (np.any(fin) if allow_nan else np.all(fin)):
         raise TheraquantError(f"{name} must hold finite flip angles in degrees, got {flip!r}; "
                               "remove NaN/inf values")
-    if np.any(arr <= 0) or np.any(arr >= 180):
+    arr_f = arr[fin]
+    if np.any(arr_f <= 0) or np.any(arr_f >= 180):
         raise TheraquantError(f"{name} must lie in (0, 180) degrees, got {flip!r}; "
                               "pass the nominal excitation flip angle in degrees")
-    if np.all(arr < 1.0):
+    if np.all(arr_f < 1.0):
         raise TheraquantError(
             f"{name} must be in degrees, got {flip!r}: every value is below 1, which looks like "
             "radians; convert with numpy.degrees(...)")
@@ -146,6 +152,26 @@ def spgr_signal(m0: ArrayLike, r1: ArrayLike, tr: float, flip_angle: ArrayLike) 
     a = np.deg2rad(np.asarray(flip_angle, dtype=float))
     e1 = np.exp(-float(tr) * np.asarray(r1, dtype=float))
     return np.asarray(m0, dtype=float) * np.sin(a) * (1.0 - e1) / (1.0 - np.cos(a) * e1)
+
+
+_CHUNK = 1 << 15  # voxels per block in signal_to_concentration
+
+
+def _convert_block(s: NDArray, t10: NDArray, a: NDArray, tr: float, r1: float, start: int,
+                   n_bl: int) -> tuple[NDArray, NDArray, NDArray]:
+    """Concentration (n, T), validity (n, T) and M0 (n,) for a block of curves; ``a`` in rad."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        a = a[:, None]
+        e10 = np.exp(-tr / t10)[:, None]
+        s_bl = np.mean(s[:, start:start + n_bl], axis=-1, keepdims=True)
+        m0 = s_bl * (1.0 - np.cos(a) * e10) / (np.sin(a) * (1.0 - e10))
+        y = s / (m0 * np.sin(a))
+        ok = (np.isfinite(y) & (y > 0) & (y < 1) & (t10[:, None] > 0) & np.isfinite(m0) & (m0 > 0)
+              & np.isfinite(a))
+        e1 = np.where(ok, (1.0 - y) / (1.0 - y * np.cos(a)), 1.0)
+        r1t = -np.log(e1) / tr
+        conc = np.where(ok, (r1t - 1.0 / t10[:, None]) / r1, np.nan)
+    return conc, ok, m0[:, 0]
 
 
 # ---------------------------------------------------------------- public API
@@ -214,7 +240,9 @@ def signal_to_concentration(
     ...                                  n_baseline=2), 6)
     array([0. , 0. , 0.5, 1. ])
     """
-    s = np.asarray(signal, dtype=float)
+    s = np.asarray(signal)
+    if s.dtype.kind not in "fiu":
+        s = s.astype(float)  # float32/int volumes stay as they are; blocks are cast to float64
     if s.ndim < 1 or s.shape[-1] < 2:
         raise TheraquantError(f"signal must have time on its last axis with >= 2 frames, got shape {s.shape}; "
                               "pass a (..., T) array (for a 4-D image: (z, y, x, t))")
@@ -230,22 +258,28 @@ def signal_to_concentration(
             f"baseline frames {baseline_start}..{baseline_start + n_baseline - 1} do not fit in the "
             f"{n_t} frames of the signal; reduce n_baseline (got {n_baseline})")
     lead = s.shape[:-1]
-    fa = _broadcast_voxelwise(_check_flip_degrees(flip_angle), lead, "flip_angle")
+    fa = _broadcast_voxelwise(_check_flip_degrees(flip_angle, allow_nan=np.ndim(flip_angle) > 0), lead, "flip_angle")
     t10_a = _broadcast_voxelwise(t10, lead, "t10")
-    if np.all(np.isfinite(t10_a)) and np.nanmax(t10_a, initial=0.0) > 100.0:
-        raise TheraquantError(f"t10 must be in seconds, got values up to {np.nanmax(t10_a):g}, which look "
+    t10_fin = t10_a[np.isfinite(t10_a)]
+    if t10_fin.size and t10_fin.max() > 100.0:
+        raise TheraquantError(f"t10 must be in seconds, got values up to {t10_fin.max():g}, which look "
                               "like milliseconds; divide by 1000")
 
-    a = np.deg2rad(fa)[..., None]
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        e10 = np.exp(-tr_s / t10_a)[..., None]
-        s_bl = np.mean(s[..., baseline_start:baseline_start + n_baseline], axis=-1, keepdims=True)
-        m0 = s_bl * (1.0 - np.cos(a) * e10) / (np.sin(a) * (1.0 - e10))
-        y = s / (m0 * np.sin(a))
-        ok = np.isfinite(y) & (y > 0) & (y < 1) & (t10_a[..., None] > 0) & np.isfinite(m0) & (m0 > 0)
-        e1 = np.where(ok, (1.0 - y) / (1.0 - y * np.cos(a)), 1.0)
-        r1t = -np.log(e1) / tr_s
-        conc = np.where(ok, (r1t - 1.0 / t10_a[..., None]) / r1_v, np.nan)
+    # voxels in chunks: bounded temporaries for whole volumes (the loop is over blocks, not voxels)
+    n = int(np.prod(lead, dtype=np.int64))
+    s2 = s.reshape(n, n_t)
+    fa2 = np.deg2rad(fa.reshape(n))
+    t102 = t10_a.reshape(n)
+    conc = np.empty((n, n_t))
+    ok = np.empty((n, n_t), dtype=bool)
+    m0 = np.empty(n)
+    for lo in range(0, n, _CHUNK):
+        hi = min(n, lo + _CHUNK)
+        conc[lo:hi], ok[lo:hi], m0[lo:hi] = _convert_block(
+            s2[lo:hi].astype(np.float64), t102[lo:hi], fa2[lo:hi], tr_s, r1_v, baseline_start, n_baseline)
+    conc = conc.reshape(s.shape)
+    ok = ok.reshape(s.shape)
+    m0 = m0.reshape(lead)[..., None]
     invalid = ~ok
     n_bad = int(invalid.sum())
     settings = {"r1_per_mM_per_s": r1_v, "tr_s": tr_s, "n_baseline": int(n_baseline),
