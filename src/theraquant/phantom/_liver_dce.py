@@ -98,6 +98,7 @@ def liver_dce_phantom(
     spacing_mm: ArrayLike = (5.0, 4.0, 4.0),
     t: ArrayLike | None = None,
     aif: str = "parker",
+    bolus_arrival_s: float = 20.0,
     hct: float = 0.42,
     heterogeneity: float = 0.15,
     noise_sd: float = 0.0,
@@ -123,6 +124,8 @@ def liver_dce_phantom(
         Frame times, s (default every 4 s for 5 min, 75 frames).
     aif : str
         Population AIF of :mod:`theraquant.dce.aif` (``"parker"``, ``"orton"``...).
+    bolus_arrival_s : float
+        Delay of the AIF from the first frame, s (the pre-contrast baseline).
     hct : float
         Haematocrit, fraction: plasma = blood / (1 - hct).
     heterogeneity : float
@@ -165,7 +168,7 @@ def liver_dce_phantom(
     if noise_sd > 0 and rng is None:
         raise TheraquantError("noise_sd > 0 needs rng= (a numpy Generator or an int seed) "
                               "so that the phantom is reproducible")
-    cp = np.asarray(dce.aif.population(aif, t, hct=hct), dtype=np.float64)  # plasma, mM
+    cp = np.asarray(dce.aif.population(aif, t, delay=bolus_arrival_s, hct=hct), dtype=np.float64)  # plasma, mM
     cp_portal = np.asarray(dce.aif.portal_venous(t, cp), dtype=np.float64)
 
     labels = _label_image(shape, spacing)
@@ -191,7 +194,7 @@ def liver_dce_phantom(
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         conc += gen.normal(0.0, noise_sd, size=conc.shape).astype(np.float32)
 
-    settings = {"shape": list(shape), "spacing_mm": list(spacing), "aif": aif, "hct": hct,
+    settings = {"shape": list(shape), "spacing_mm": list(spacing), "aif": aif, "bolus_arrival_s": bolus_arrival_s, "hct": hct,
                 "heterogeneity": heterogeneity, "noise_sd_mM": noise_sd,
                 "seed": rng if isinstance(rng, int) else None, "model": "dual_input_etofts",
                 "portal_input": "theraquant.dce.aif.portal_venous(t, cp)",
