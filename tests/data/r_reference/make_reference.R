@@ -185,5 +185,18 @@ tr <- table(cl$recist, cl$tbp >= 1.29); print(tr)
 write.csv(as.data.frame.matrix(tr), "table_recist_tbp.csv")
 ftr <- fisher.test(tr); print(ftr); put("fisher.recist_tbp.p", ftr$p.value)
 
+# stratified response table: tbp >= 1.29 (hypoxic) x dmean >= 89 Gy (high dose)
+cell <- factor(paste(ifelse(cl$tbp >= 1.29, "hypoxic", "non-hypoxic"), ifelse(cl$dmean >= 89, "high", "low")))
+ts <- table(cl$response, cell); print(ts)
+fs <- fisher.test(ts); print(fs); put("strat.fisher.p", fs$p.value)
+cs <- suppressWarnings(chisq.test(ts)); put("strat.chi2.stat", cs$statistic); put("strat.chi2.p", cs$p.value)
+for (lev in levels(cell)) {  # Wilson interval = prop.test without continuity correction
+  k <- sum(cl$response[cell == lev]); n <- sum(cell == lev)
+  ci <- prop.test(k, n, correct = FALSE)$conf.int
+  key <- gsub(" ", "_", lev)
+  put(paste0("strat.", key, ".n"), n); put(paste0("strat.", key, ".k"), k)
+  put(paste0("strat.", key, ".ci_lo"), ci[1]); put(paste0("strat.", key, ".ci_hi"), ci[2])
+}
+
 out <- data.frame(name = names(vals), value = sprintf("%.17g", unlist(vals)))
 write.csv(out, "reference_values.csv", row.names = FALSE, quote = FALSE)
