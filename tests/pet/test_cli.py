@@ -35,7 +35,7 @@ def test_missing_dose_exits_1_with_one_line_naming_the_tag(no_dose_series, tmp_p
     assert res.exit_code == 1
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert lines[0].startswith("error: pet_dro_0_0_slice_000.dcm: RadionuclideTotalDose (0018,1074) is missing")
-    assert "injected_dose_bq=" in res.output
+    assert "pass --injected-dose-bq 370e6" in lines[0]  # the fix names the command-line option
     assert not (tmp_path / "s.nii.gz").exists()
 
 
@@ -67,3 +67,31 @@ def test_refuses_to_overwrite_and_rejects_unknown_normalisation(dro_root, tmp_pa
     assert res.exit_code == 1 and "pass --overwrite" in res.output
     res = _run(dro_root / "DRO_0_0" / "PT", "--out", tmp_path / "t.nii.gz", "--normalization", "sul")
     assert res.exit_code == 1 and "--normalization must be one of" in res.output
+
+
+def test_metrics_command_on_the_written_suv(dro_root, tmp_path):
+    suv = tmp_path / "suv.nii.gz"
+    assert _run(dro_root / "DRO_0_0" / "PT", "--out", suv).exit_code == 0
+    mask = dro_root / "DRO_0_0" / "mask" / "DRO_mask.nii.gz"
+    out = tmp_path / "m.json"
+    res = CliRunner().invoke(app, ["pet", "metrics", str(suv), "--mask", str(mask), "--mtv-threshold", "2.5",
+                                   "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    lesion = json.loads(out.read_text())["Lesions"]["1"]
+    # DRO design (README): hot sphere SUV 4.00, cold 0.20; the hot sphere holds a 1 mL sphere
+    assert lesion["SUVmax"] == pytest.approx(4.0, abs=1e-5) and lesion["SUVmin"] == pytest.approx(0.2, abs=1e-5)
+    assert lesion["SUVpeak"] == pytest.approx(4.0, abs=1e-5)
+    assert lesion["SUVmean_MTV"] == pytest.approx(4.0, abs=1e-5)
+    assert lesion["TLG"] == pytest.approx(4.0 * lesion["MTV_mL"], rel=1e-5)
+
+
+def test_metrics_mask_on_a_different_grid(dro_root, tmp_path):
+    suv = tmp_path / "suv.nii.gz"
+    assert _run(dro_root / "DRO_0_0" / "PT", "--out", suv).exit_code == 0
+    m = nib.load(str(dro_root / "DRO_0_0" / "mask" / "DRO_mask.nii.gz"))
+    shifted = m.affine.copy()
+    shifted[2, 3] += 2.0  # half a slice
+    nib.save(nib.Nifti1Image(np.asarray(m.dataobj), shifted), str(tmp_path / "mask.nii.gz"))
+    res = CliRunner().invoke(app, ["pet", "metrics", str(suv), "--mask", str(tmp_path / "mask.nii.gz")])
+    assert res.exit_code == 1
+    assert "error: SUV and mask are on different grids" in res.output
