@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
 from theraquant.dce import T1Result, spgr_signal, t1_vfa
@@ -175,3 +177,15 @@ def test_nonlinear_beats_linear_on_noisy_data():
 def test_bad_input_is_rejected(args, kwargs, match):
     with pytest.raises(TheraquantError, match=match):
         t1_vfa(*args, **kwargs)
+
+
+@settings(max_examples=30, deadline=None)
+@given(t1=st.floats(0.2, 5.0), m0=st.floats(10.0, 1e6), b1=st.floats(0.7, 1.3),
+       method=st.sampled_from(["linear", "nonlinear"]))
+def test_round_trip_over_the_physiological_range(t1, m0, b1, method):
+    # noiseless SPGR signals at a typical liver VFA protocol: both methods must be exact
+    fa = np.array([2.0, 5.0, 10.0, 15.0])
+    s = spgr_signal(m0, 1 / t1, 0.004, b1 * fa)
+    res = t1_vfa(s, fa, 0.004, method=method, b1=b1)
+    assert float(res["T1"]) == pytest.approx(t1, rel=1e-6)
+    assert float(res["M0"]) == pytest.approx(m0, rel=1e-6)

@@ -284,10 +284,13 @@ class ModelFreeResult(Mapping):
     def __len__(self) -> int:
         return len(self.maps)
 
+    @property
+    def units(self) -> dict[str, str]:
+        """Unit of each key (for sidecars), e.g. ``{"IAUGC60": "mM*s", "TTP": "s", ...}``."""
+        return {k: ("mM*s" if k.startswith("IAUGC") else _UNITS[k]) for k in self.maps}
 
-#: units of each ModelFreeResult key, for sidecars
-MODEL_FREE_UNITS = {"arrival": "s", "TTP": "s", "max_upslope": "mM/s", "peak": "mM",
-                    "enhancement_ratio": "1", "IAUGC": "mM*s"}
+
+_UNITS = {"arrival": "s", "TTP": "s", "max_upslope": "mM/s", "peak": "mM", "enhancement_ratio": "1"}
 
 
 def model_free(
@@ -328,6 +331,8 @@ def model_free(
     >>> res = model_free(t, np.clip((t - 20.0) * 0.01, 0.0, None), arrival=20.0)
     >>> round(float(res["IAUGC60"]), 9), round(float(res["IAUGC90"]), 9), round(float(res["max_upslope"]), 9)
     (18.0, 40.5, 0.01)
+    >>> res.units["IAUGC60"], res.units["TTP"]
+    ('mM*s', 's')
     """
     tt, c2, lead = _curves(t, ct)
     detected = arrival is None

@@ -144,6 +144,10 @@ def spgr_signal(m0: ArrayLike, r1: ArrayLike, tr: float, flip_angle: ArrayLike) 
     ndarray of float64
         ``M0 sin(a) (1 - E1) / (1 - cos(a) E1)`` with ``E1 = exp(-TR R1)``.
 
+    References
+    ----------
+    .. [1] Schabel MC, Parker DL. Phys Med Biol 2008;53:2345-73. doi:10.1088/0031-9155/53/9/010
+
     Examples
     --------
     >>> round(float(spgr_signal(1000.0, 1 / 1.5, 0.0035, 10.0)), 4)  # Madym's T1 calibration
