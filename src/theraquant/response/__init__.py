@@ -10,7 +10,7 @@ from ._criteria import criteria
 from ._pet import eortc, percist
 from ._recist import Lesion, mrecist, recist
 from ._result import Finding, ResponseResult, Rule
-from ._table import grade_lesions
+from ._table import grade_lesions, grade_patients
 
 __all__ = ["Finding", "Lesion", "ResponseResult", "Rule", "criteria", "eortc", "grade_lesions",
-           "mrecist", "percist", "recist"]
+           "grade_patients", "mrecist", "percist", "recist"]
