@@ -141,7 +141,9 @@ def iaugc(t: ArrayLike, ct: ArrayLike, *, window: float = 60.0, arrival: ArrayLi
     References
     ----------
     .. [1] Evelhoch JL. Key factors in the acquisition of contrast kinetic data for oncology.
-       J Magn Reson Imaging 1999;10:254-9. doi:10.1002/(SICI)1522-2586(199909)10:3<254::AID-JMRI5>3.0.CO;2-9
+       J Magn Reson Imaging 1999;10:254-9 (IAUGC as a model-free DCE endpoint).
+    .. [2] Berks M, et al. Madym: A C++ toolkit for quantitative DCE-MRI analysis. JOSS 2021;
+       6(66):3523. doi:10.21105/joss.03523 (the IAUC calibration values of the tests)
 
     Examples
     --------

@@ -10,8 +10,9 @@ References
 .. [1] Schabel MC, Parker DL. Uncertainty and bias in contrast concentration measurements
    using spoiled gradient echo pulse sequences. Phys Med Biol 2008;53:2345-73.
    doi:10.1088/0031-9155/53/9/010
-.. [2] Dickie BR, et al. Concentration-time curve estimation in DCE-MRI (OSIPI CAPLEX
-   conventions, signal models M.SM2.002). doi:10.1002/mrm.29840
+.. [2] van Houdt PJ, et al. Contrast-agent-based perfusion MRI code repository and testing
+   framework: ISMRM Open Science Initiative for Perfusion Imaging (OSIPI). Magn Reson Med
+   2024. doi:10.1002/mrm.29826 (the SI-to-concentration reference data)
 """
 
 from __future__ import annotations

@@ -173,16 +173,14 @@ def orton(t: ArrayLike, *, delay: float = 0.0, hct: float | None = None) -> NDAr
     Orton's "model 3" (exponential), ``u = t - delay`` in min [1]_:
     ``Cb(u) = A_B u exp(-mu_B u) + A_G (exp(-mu_G u) - exp(-mu_B u))`` with the population
     values A_B = 323 mM/min, mu_B = 20.2 1/min, A_G = 1.07 mM, mu_G = 0.172 1/min (blood,
-    0.1 mmol/kg), as distributed with dcemriS4 (``aif = "orton.exp"``). It is the input used
-    in the Royal Marsden liver-metastasis studies [2]_.
+    0.1 mmol/kg), as distributed with dcemriS4 (``aif = "orton.exp"``): the functional form
+    of the input used in the Royal Marsden / ICR liver DCE-MRI studies.
 
     References
     ----------
     .. [1] Orton MR, et al. Computationally efficient vascular input function models for
        quantitative kinetic modelling using DCE-MRI. Phys Med Biol 2008;53:1225-39.
        doi:10.1088/0031-9155/53/5/005
-    .. [2] Orton MR, et al. Optimizing functional parameter accuracy for breath-hold DCE-MRI
-       of liver tumours. Phys Med Biol 2009;54:2197-215. doi:10.1088/0031-9155/54/7/023
 
     Examples
     --------
