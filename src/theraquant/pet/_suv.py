@@ -504,6 +504,103 @@ def _frame_average_offset_s(lam: float, duration_s: float) -> float:
     return math.log(lam * duration_s / -math.expm1(-lam * duration_s)) / lam
 
 
+def _prepare(headers: Any, normalization: str, names: Sequence[str] | None,
+             overrides: Mapping[str, Any]) -> tuple[str, list[_Header], _Rules]:
+    """Check the arguments; wrap the headers."""
+    unknown = sorted(set(overrides) - set(OVERRIDES))
+    if unknown:
+        raise TheraquantError(f"unknown override(s) {unknown}; allowed: {sorted(OVERRIDES)}")
+    norm = str(normalization).lower()
+    if norm not in NORMALIZATIONS:
+        raise TheraquantError(f"normalization must be one of {list(NORMALIZATIONS)}, got {normalization!r}")
+    if isinstance(headers, Mapping) or hasattr(headers, "data_element"):
+        headers = [headers]
+    headers = list(headers)
+    if not headers:
+        raise TheraquantError("headers is empty; give one DICOM header (Dataset or mapping) per slice")
+    if names is not None and len(names) != len(headers):
+        raise TheraquantError(f"names has {len(names)} entries for {len(headers)} headers")
+    hs = [_Header(src, _header_name(src, i, names)) for i, src in enumerate(headers)]
+    r = _Rules(hs, overrides)
+    return norm, hs, r
+
+
+def _stored_values(r: _Rules) -> tuple[NDArray[np.float64], str | None]:
+    """Per-header scale to Bq/mL (stored type None) or to the stored SUV type, from Units and private tags."""
+    hs = r.h
+    units, hd0 = r.common("Units")
+    if units is None:
+        raise DicomError(f"{hd0.name}: Units (0054,1001) is missing; needed BQML, CNTS (Philips), GML or "
+                         "CM2ML; the stored values cannot be interpreted")
+    n = len(hs)
+    scale = np.ones(n)
+    stored_type: str | None = None  # None: activity concentration (Bq/mL); else the SUV type stored
+    if units == "BQML":
+        pass
+    elif units == "CNTS":
+        has_act = [hd.float(_PHILIPS_BQML_FACTOR) for hd in hs]
+        has_suv = [hd.float(_PHILIPS_SUV_FACTOR) for hd in hs]
+        if all(v is not None and v > 0 for v in has_act):
+            scale = np.asarray(has_act, dtype=float)
+            r.decisions.append("Units CNTS: Philips activity-concentration factor (7053,1009) -> Bq/mL")
+            r.constants["philips_bqml_factor"] = _range(scale)
+        elif all(v is not None and v > 0 for v in has_suv):
+            scale = np.asarray(has_suv, dtype=float)
+            stored_type = "BW"
+            r.decisions.append("Units CNTS: Philips SUV scale factor (7053,1000) -> SUVbw")
+            r.constants["philips_suv_factor"] = _range(scale)
+        else:
+            bad = next((hd for hd, a, s in zip(hs, has_act, has_suv) if not ((a or 0) > 0 or (s or 0) > 0)), hs[0])
+            mixed = any(v is not None for v in has_act + has_suv)
+            raise DicomError(
+                f"{bad.name}: Units (0054,1001) is CNTS but the Philips scale factors (7053,1009) and "
+                f"(7053,1000) are {'not given on every slice' if mixed else 'missing'}; counts cannot "
+                "be converted to Bq/mL; export the series in BQML")
+    elif units in ("GML", "CM2ML"):
+        st, hdst = r.common("SUVType")
+        if units == "CM2ML":
+            if st is not None and st != "BSA":
+                raise DicomError(f"{hdst.name}: Units (0054,1001) CM2ML contradicts SUVType (0054,1006) "
+                                 f"{st!r}; cm2/mL is only SUVbsa; correct the header")
+            stored_type = "BSA"
+        else:
+            if st is None:
+                st = "BW"
+                r.decisions.append("Units GML without SUVType (0054,1006): taken as SUVbw")
+            elif st not in _SUVTYPE_NORM or st == "BSA":
+                raise DicomError(f"{hdst.name}: SUVType (0054,1006) is {st!r} with Units GML; needed one "
+                                 f"of BW, LBM, LBMJAMES128, LBMJANMA, IBW")
+            stored_type = st
+        r.decisions.append(f"Units {units}: the image stores SUV ({stored_type})")
+    else:
+        raise DicomError(f"{hd0.name}: Units (0054,1001) is {units!r}; supported are BQML, CNTS (Philips), "
+                         "GML and CM2ML; convert the series to Bq/mL (BQML)")
+    r.constants["source_units"] = units
+    return scale, stored_type
+
+
+def _decay_correction(r: _Rules) -> str:
+    """DecayCorrection (START, ADMIN, NONE), from the header or the override; notes CorrectedImage."""
+    dc_val, hddc = r.common("DecayCorrection")
+    dc_ov = r.override("decay_correction", dc_val)
+    dc = str(dc_ov).upper() if dc_ov is not None else dc_val
+    if dc is None:
+        raise r.missing("DecayCorrection", "decay_correction", "to know the image's decay reference",
+                        "'START'")
+    if dc not in ("START", "ADMIN", "NONE"):
+        raise DicomError(f"{hddc.name}: DecayCorrection (0054,1102) is {dc!r}; needed START, ADMIN or NONE")
+    r.constants["decay_correction"] = dc
+    corrected = hddc.get("CorrectedImage")
+    if corrected is not None:
+        items = [corrected] if isinstance(corrected, str) else list(corrected)
+        flags = {f.strip().upper() for c in items for f in str(c).split("\\")}
+        if (dc != "NONE") != ("DECY" in flags):
+            r.decisions.append(f"note: CorrectedImage (0028,0051) {sorted(flags)} "
+                               f"{'lacks' if dc != 'NONE' else 'has'} DECY while DecayCorrection is {dc}; "
+                               "DecayCorrection (0054,1102) was followed")
+    return dc
+
+
 def suv_factor(headers: Any, *, normalization: Normalization = "bw",
                names: Sequence[str] | None = None, **overrides: Any) -> SuvConversion:
     """Per-slice factors turning rescaled PET values into SUV, from the DICOM header values.
@@ -565,71 +662,10 @@ def suv_factor(headers: Any, *, normalization: Normalization = "bw",
     >>> conv.units, round(conv.constants["decay_factor"], 6)
     ('g/mL', 0.684633)
     """
-    unknown = sorted(set(overrides) - set(OVERRIDES))
-    if unknown:
-        raise TheraquantError(f"unknown override(s) {unknown}; allowed: {sorted(OVERRIDES)}")
-    norm = str(normalization).lower()
-    if norm not in NORMALIZATIONS:
-        raise TheraquantError(f"normalization must be one of {list(NORMALIZATIONS)}, got {normalization!r}")
-    if isinstance(headers, Mapping) or hasattr(headers, "data_element"):
-        headers = [headers]
-    headers = list(headers)
-    if not headers:
-        raise TheraquantError("headers is empty; give one DICOM header (Dataset or mapping) per slice")
-    if names is not None and len(names) != len(headers):
-        raise TheraquantError(f"names has {len(names)} entries for {len(headers)} headers")
-    hs = [_Header(src, _header_name(src, i, names)) for i, src in enumerate(headers)]
-    r = _Rules(hs, overrides)
+    norm, hs, r = _prepare(headers, normalization, names, overrides)
 
-    # ---- what the stored values are
-    units, hd0 = r.common("Units")
-    if units is None:
-        raise DicomError(f"{hd0.name}: Units (0054,1001) is missing; needed BQML, CNTS (Philips), GML or "
-                         "CM2ML; the stored values cannot be interpreted")
+    scale, stored_type = _stored_values(r)
     n = len(hs)
-    scale = np.ones(n)
-    stored_type: str | None = None  # None: activity concentration (Bq/mL); else the SUV type stored
-    if units == "BQML":
-        pass
-    elif units == "CNTS":
-        has_act = [hd.float(_PHILIPS_BQML_FACTOR) for hd in hs]
-        has_suv = [hd.float(_PHILIPS_SUV_FACTOR) for hd in hs]
-        if all(v is not None and v > 0 for v in has_act):
-            scale = np.asarray(has_act, dtype=float)
-            r.decisions.append("Units CNTS: Philips activity-concentration factor (7053,1009) -> Bq/mL")
-            r.constants["philips_bqml_factor"] = _range(scale)
-        elif all(v is not None and v > 0 for v in has_suv):
-            scale = np.asarray(has_suv, dtype=float)
-            stored_type = "BW"
-            r.decisions.append("Units CNTS: Philips SUV scale factor (7053,1000) -> SUVbw")
-            r.constants["philips_suv_factor"] = _range(scale)
-        else:
-            bad = next((hd for hd, a, s in zip(hs, has_act, has_suv) if not ((a or 0) > 0 or (s or 0) > 0)), hs[0])
-            mixed = any(v is not None for v in has_act + has_suv)
-            raise DicomError(
-                f"{bad.name}: Units (0054,1001) is CNTS but the Philips scale factors (7053,1009) and "
-                f"(7053,1000) are {'not given on every slice' if mixed else 'missing'}; counts cannot "
-                "be converted to Bq/mL; export the series in BQML")
-    elif units in ("GML", "CM2ML"):
-        st, hdst = r.common("SUVType")
-        if units == "CM2ML":
-            if st is not None and st != "BSA":
-                raise DicomError(f"{hdst.name}: Units (0054,1001) CM2ML contradicts SUVType (0054,1006) "
-                                 f"{st!r}; cm2/mL is only SUVbsa; correct the header")
-            stored_type = "BSA"
-        else:
-            if st is None:
-                st = "BW"
-                r.decisions.append("Units GML without SUVType (0054,1006): taken as SUVbw")
-            elif st not in _SUVTYPE_NORM or st == "BSA":
-                raise DicomError(f"{hdst.name}: SUVType (0054,1006) is {st!r} with Units GML; needed one "
-                                 f"of BW, LBM, LBMJAMES128, LBMJANMA, IBW")
-            stored_type = st
-        r.decisions.append(f"Units {units}: the image stores SUV ({stored_type})")
-    else:
-        raise DicomError(f"{hd0.name}: Units (0054,1001) is {units!r}; supported are BQML, CNTS (Philips), "
-                         "GML and CM2ML; convert the series to Bq/mL (BQML)")
-    r.constants["source_units"] = units
 
     x_norm = r.body_size(norm)
     r.constants["body_size_" + ("cm2" if norm == "bsa" else "g")] = x_norm
@@ -644,23 +680,7 @@ def suv_factor(headers: Any, *, normalization: Normalization = "bw",
 
     # ---- activity concentration: decay-correct the dose
     dose = r.dose_bq()
-    dc_val, hddc = r.common("DecayCorrection")
-    dc_ov = r.override("decay_correction", dc_val)
-    dc = str(dc_ov).upper() if dc_ov is not None else dc_val
-    if dc is None:
-        raise r.missing("DecayCorrection", "decay_correction", "to know the image's decay reference",
-                        "'START'")
-    if dc not in ("START", "ADMIN", "NONE"):
-        raise DicomError(f"{hddc.name}: DecayCorrection (0054,1102) is {dc!r}; needed START, ADMIN or NONE")
-    r.constants["decay_correction"] = dc
-    corrected = hddc.get("CorrectedImage")
-    if corrected is not None:
-        items = [corrected] if isinstance(corrected, str) else list(corrected)
-        flags = {f.strip().upper() for c in items for f in str(c).split("\\")}
-        if (dc != "NONE") != ("DECY" in flags):
-            r.decisions.append(f"note: CorrectedImage (0028,0051) {sorted(flags)} "
-                               f"{'lacks' if dc != 'NONE' else 'has'} DECY while DecayCorrection is {dc}; "
-                               "DecayCorrection (0054,1102) was followed")
+    dc = _decay_correction(r)
 
     if dc == "ADMIN":
         r.decisions.append("DecayCorrection ADMIN: image decay-corrected to the administration time; "
