@@ -23,12 +23,13 @@ def _pet_cohort(rng, n_pat=150):
         ref = float(rng.choice([0.8, 1.0, 2.0]))
         fref = ref + float(rng.choice([0.0, 0.1, 0.3]))
         new = bool(rng.random() < 0.05)
+        ntp = bool(rng.random() < 0.05)
         for j in range(int(rng.integers(1, 5))):
             resolved = bool(rng.random() < 0.15)
             rows.append({"patient": f"p{p}", "lesion": f"L{j}",
                          "baseline": round(float(rng.uniform(1.0, 10.0)), 1),
                          "followup": np.nan if resolved else round(float(rng.uniform(0.0, 13.0)), 1),
-                         "resolved": resolved, "new_lesions": new,
+                         "resolved": resolved, "new_lesions": new, "non_target_progression": ntp,
                          "reference_mean": ref, "reference_sd": 0.1, "followup_reference_mean": fref})
     return pd.DataFrame(rows)
 
@@ -42,7 +43,8 @@ def test_percist_patients_equal_scalar():
         r0 = grp.iloc[0]
         res = percist(base, fu, reference_mean=r0["reference_mean"], reference_sd=0.1,
                       followup_reference_mean=r0["followup_reference_mean"],
-                      new_lesions=bool(r0["new_lesions"]), strict="ignore")
+                      new_lesions=bool(r0["new_lesions"]),
+                      non_target_progression=bool(r0["non_target_progression"]), strict="ignore")
         row = out.loc[pid]
         f_id = None if pd.isna(row["followup_lesion"]) else row["followup_lesion"]  # none left
         assert (row["rule_id"], row["baseline_lesion"], f_id) == (
@@ -57,6 +59,7 @@ def test_eortc_patients_equal_scalar(aggregate):
     if aggregate == "sum":  # sum needs every lesion's follow-up SUV
         t["resolved"] = False
         t["followup"] = t["followup"].fillna(1.0)
+    t = t.drop(columns="non_target_progression")  # a PERCIST column
     out = grade_patients(t, "EORTC", aggregate=aggregate, after_one_cycle=True)
     for pid, grp in t.groupby("patient", sort=False):
         fu = {k: v for k, v, r in zip(grp["lesion"], grp["followup"], grp["resolved"]) if not r}

@@ -21,6 +21,9 @@ def percist_rules(thr: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
     return {
         "percist.pmd_new_lesion": (
             "PMD", "a new FDG-avid lesion typical of cancer: progressive metabolic disease"),
+        "percist.pmd_non_target": (
+            "PMD", "unequivocal progression of FDG-avid non-target lesions: progressive metabolic "
+                   "disease"),
         "percist.ne_not_measurable": (
             "NE", f"the hottest baseline lesion is below the measurability threshold "
                   f"({thr['liver_factor']:g} x liver mean + {thr['liver_sd_factor']:g} SD, or "
@@ -69,7 +72,7 @@ def eortc_rules(thr: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
 # --------------------------------------------------------------------------- vectorised cores
 def _percist_codes(b: NDArray, f: NDArray, resolved: NDArray, meas_thr: NDArray,
                    fu_ref_mean: NDArray, new: NDArray, tlg_b: NDArray, tlg_f: NDArray,
-                   thr: Mapping[str, Any]) -> NDArray:
+                   thr: Mapping[str, Any], non_target: NDArray | None = None) -> NDArray:
     """PERCIST rule id per element (all arrays (n,), NaN where a value is absent)."""
     inc = thr["inclusive"]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -78,13 +81,14 @@ def _percist_codes(b: NDArray, f: NDArray, resolved: NDArray, meas_thr: NDArray,
         tlg_rel = (tlg_f - tlg_b) / tlg_b
         conds = [
             new,
+            np.zeros_like(new) if non_target is None else non_target,
             ~np.isnan(meas_thr) & ~at_least(b, meas_thr, True),
             resolved | (f <= fu_ref_mean + EPS),
             at_least(rel, thr["relative_change"], inc) & at_least(d, thr["absolute_change_SUL"], inc),
             at_least(tlg_rel, thr["TLG_increase_for_PMD"], inc) & (f >= b - EPS),
             at_least(-rel, thr["relative_change"], inc) & at_least(-d, thr["absolute_change_SUL"], inc),
         ]
-    ids = ["percist.pmd_new_lesion", "percist.ne_not_measurable", "percist.cmr", "percist.pmd",
+    ids = ["percist.pmd_new_lesion", "percist.pmd_non_target", "percist.ne_not_measurable", "percist.cmr", "percist.pmd",
            "percist.pmd_tlg", "percist.pmr"]
     return np.select(conds, ids, default="percist.smd")
 
@@ -173,6 +177,7 @@ def percist(
     followup_reference_mean: float | None = None,
     reference: str = "liver",
     new_lesions: bool = False,
+    non_target_progression: bool = False,
     baseline_tlg: float | None = None,
     followup_tlg: float | None = None,
     thresholds: Mapping[str, Any] | None = None,
@@ -203,13 +208,16 @@ def percist(
         result is ``"NE"``. Without them measurability is not checked (a finding says so).
     followup_reference_mean : float, optional
         Follow-up reference SUL mean, SUL units. Used for complete response (the
-        hottest follow-up lesion at or below it) and for the comparability check:
+        hottest follow-up lesion at or below it; the baseline `reference_mean` is
+        used when it is not given) and for the comparability check:
         a change of 20 % or more, or 0.3 SUL or more, from `reference_mean` is
         reported as a warning finding.
     reference : {"liver", "blood_pool"}
         Reference region (blood pool when the liver is abnormal).
     new_lesions : bool
         New FDG-avid lesions typical of cancer at follow-up (-> PMD).
+    non_target_progression : bool
+        Unequivocal progression of FDG-avid non-target lesions, as read (-> PMD).
     baseline_tlg, followup_tlg : float, optional
         Total lesion glycolysis (SULmean x metabolic volume), g (SUL x mL). When both
         are given the optional TLG rule applies: an increase of at least 75 % without
@@ -231,12 +239,18 @@ def percist(
 
     Notes
     -----
-    Rules in order, the first that holds decides: new lesion -> PMD; baseline below
+    Rules in order, the first that holds decides: new lesion -> PMD; unequivocal
+    non-target progression -> PMD; baseline below
     measurability -> NE; follow-up at or below the reference mean (or no lesion
     left) -> CMR; change >= +30 % and >= +0.8 SUL -> PMD; TLG >= +75 % without SUL
     decline -> PMD; change <= -30 % and <= -0.8 SUL -> PMR; otherwise SMD.
-    Boundaries are inclusive (exactly -30 % is PMR) and compared with a 1e-9
-    tolerance; ``thresholds={"inclusive": False}`` makes them strict.
+    Boundaries are inclusive (exactly -30 % is PMR, exactly +30 % with +0.8 SUL is
+    PMD) and compared with a 1e-9 tolerance; Wahl et al. word progression as
+    "> 30 %" and "> 0.8 SUL units", which ``thresholds={"inclusive": False}``
+    reproduces (it makes every boundary strict). Patient level follows PERCIST's
+    single-target rule only: the other lesions (PERCIST's "no > 30 % increase in
+    other lesions" for PMR, unequivocal non-target progression) are the reader's
+    call, passed as `non_target_progression` when it is unequivocal.
 
     References
     ----------
@@ -265,8 +279,9 @@ def percist(
         raise TheraquantError(
             f"reference must be 'liver' or 'blood_pool', got {reference!r}; use 'blood_pool' "
             "(descending aorta) when the liver is abnormal")
-    if not isinstance(new_lesions, (bool, np.bool_)):
-        raise TheraquantError(f"new_lesions must be True or False, got {new_lesions!r}")
+    for flag, val in (("new_lesions", new_lesions), ("non_target_progression", non_target_progression)):
+        if not isinstance(val, (bool, np.bool_)):
+            raise TheraquantError(f"{flag} must be True or False, got {val!r}")
 
     # --- lesions: one lesion, or the hottest of each scan (patient level)
     values: dict[str, Any] = {}
@@ -341,7 +356,7 @@ def percist(
     # --- decision (the same vectorised core grades lesion tables)
     rid = str(_percist_codes(
         _a(b), _a(f), np.array([f is None]), _a(meas), _a(cmr_ref), np.array([bool(new_lesions)]),
-        _a(tlg_b), _a(tlg_f), thr)[0])
+        _a(tlg_b), _a(tlg_f), thr, np.array([bool(non_target_progression)]))[0])
     category, text = percist_rules(thr)[rid]
     _handle_findings(findings, strict)
 
@@ -354,7 +369,8 @@ def percist(
         "measurable": None if meas is None else bool(at_least(b, meas, True)),
         "followup_reference_mean_sul": fu_ref, "reference_change_sul": ref_change,
         "reference_change_fraction": ref_change_frac,
-        "new_lesions": bool(new_lesions), **values,
+        "new_lesions": bool(new_lesions), "non_target_progression": bool(non_target_progression),
+        **values,
         "baseline_tlg": tlg_b, "followup_tlg": tlg_f,
         "tlg_change_fraction": None if tlg_b is None else (tlg_f - tlg_b) / tlg_b,
     }

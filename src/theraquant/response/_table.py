@@ -18,7 +18,7 @@ __all__ = ["grade_lesions", "grade_patients", "TABLE_COLUMNS"]
 #: ``patient`` and takes ``lesion`` (all) and ``organ``, ``non_target`` (RECIST, mRECIST)
 TABLE_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "PERCIST": (("baseline", "followup"),
-                ("resolved", "new_lesions", "reference_mean", "reference_sd",
+                ("resolved", "new_lesions", "non_target_progression", "reference_mean", "reference_sd",
                  "followup_reference_mean", "baseline_tlg", "followup_tlg")),
     "EORTC": (("baseline", "followup"),
               ("resolved", "new_lesions", "background_suv", "baseline_extent_mm",
@@ -95,6 +95,7 @@ def _read(table: Any, criteria: str, columns: Mapping[str, str] | None,
     out: dict[str, Any] = {}
     out["resolved"] = _flag(table, has.get("resolved"))
     out["new_lesions"] = _flag(table, has["new_lesions"])
+    out["non_target_progression"] = _flag(table, has.get("non_target_progression"))
     out["is_node"] = _flag(table, has.get("is_node"))
     out["baseline"] = _num(table, col["baseline"], "baseline", unit, positive=pet)
     f = _num(table, col["followup"], "follow-up", unit, allow_nan=True)
@@ -178,7 +179,7 @@ def grade_lesions(
 
         * PERCIST: ``baseline``, ``followup`` (SULpeak, SUL units); optional
           ``resolved`` (bool: no residual uptake; ``followup`` may then be NaN),
-          ``new_lesions`` (bool), ``reference_mean``, ``reference_sd``,
+          ``new_lesions``, ``non_target_progression`` (bool), ``reference_mean``, ``reference_sd``,
           ``followup_reference_mean`` (SUL units), ``baseline_tlg``, ``followup_tlg`` (g).
         * EORTC: ``baseline``, ``followup`` (SUV, g/mL); optional ``resolved``,
           ``new_lesions``, ``background_suv`` (g/mL), ``baseline_extent_mm``,
@@ -233,7 +234,8 @@ def grade_lesions(
         meas = _measurability(cols, thr, reference)
         rm, fr = cols["reference_mean"], cols["followup_reference_mean"]
         codes = _percist_codes(b, f, cols["resolved"], meas, np.where(np.isnan(fr), rm, fr), new,
-                               cols["baseline_tlg"], cols["followup_tlg"], thr)
+                               cols["baseline_tlg"], cols["followup_tlg"], thr,
+                               cols["non_target_progression"])
         extra = {"measurability_threshold": meas, "reference_unstable": _unstable(rm, fr, thr)}
         table_rules = percist_rules(thr)
     elif name == "EORTC":
@@ -420,7 +422,8 @@ def grade_patients(
             rm, fr = per["reference_mean"], per["followup_reference_mean"]
             codes = _percist_codes(B, F, resolved, meas, np.where(np.isnan(fr), rm, fr), new,
                                    g.whole(cols["baseline_tlg"], "baseline_tlg"),
-                                   g.whole(cols["followup_tlg"], "followup_tlg"), thr)
+                                   g.whole(cols["followup_tlg"], "followup_tlg"), thr,
+                                   g.agg(cols["non_target_progression"], "any").astype(bool))
             out["measurability_threshold"] = meas
             out["reference_unstable"] = _unstable(rm, fr, thr)
             table_rules = percist_rules(thr)
