@@ -95,3 +95,11 @@ def test_metrics_mask_on_a_different_grid(dro_root, tmp_path):
     res = CliRunner().invoke(app, ["pet", "metrics", str(suv), "--mask", str(tmp_path / "mask.nii.gz")])
     assert res.exit_code == 1
     assert "error: SUV and mask are on different grids" in res.output
+
+
+def test_check_command_lists_all_problems(no_dose_series, dro_root):
+    ok = CliRunner().invoke(app, ["pet", "check", str(dro_root / "DRO_3_3" / "PT")])
+    assert ok.exit_code == 0 and "0 error(s)" in ok.output
+    bad = CliRunner().invoke(app, ["pet", "check", str(no_dose_series)])
+    assert bad.exit_code == 1
+    assert "pet.dose: pet_dro_0_0_slice_000.dcm: RadionuclideTotalDose (0018,1074) is missing" in bad.output

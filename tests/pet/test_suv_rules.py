@@ -298,3 +298,20 @@ def test_corrected_image_contradicting_decay_correction_is_noted():
     assert not any("DECY" in d for d in suv_factor(hdr(CorrectedImage="ATTN\\DECY")).decisions)
     # DecayCorrection is followed: the factor is the START factor
     assert conv.factors[0] == suv_factor(hdr()).factors[0]
+
+
+def test_check_battery_reports_every_problem_at_once():
+    from theraquant.pet import check_suv_headers
+
+    h = hdr(PatientWeight=None, RadionuclideTotalDose=None, RadionuclideHalfLife=None, PatientSex=None)
+    found = check_suv_headers(h, normalization="lbm-james", names=["IM1.dcm"])
+    assert [f.check for f in found] == ["pet.weight", "pet.sex", "pet.dose", "pet.half_life"]
+    assert all(f.level == 40 and f.message.startswith("IM1.dcm: ") for f in found)
+    assert "RadionuclideTotalDose (0018,1074) is missing" in found[2].message
+    assert found[2].fix == "pass injected_dose_bq="
+    # once the inputs are there, the timing rules run too
+    late = check_suv_headers(hdr(RadiopharmaceuticalStartDateTime="20250101120000"))
+    assert [f.check for f in late] == ["pet.times"] and "before the injection" in late[0].message
+    warn = check_suv_headers(hdr(CorrectedImage=["ATTN"]))
+    assert [(f.level, f.check) for f in warn] == [(30, "pet.consistency")]
+    assert check_suv_headers(hdr()) == ()

@@ -44,7 +44,8 @@ from numpy.typing import NDArray
 from ..errors import DicomError, TheraquantError
 from ._bodysize import body_surface_area, ideal_body_weight, lean_body_mass
 
-__all__ = ["SuvConversion", "suv_factor", "read_suv", "NORMALIZATIONS", "OVERRIDES"]
+__all__ = ["SuvConversion", "Finding", "suv_factor", "check_suv_headers", "read_suv", "NORMALIZATIONS",
+           "OVERRIDES"]
 
 Normalization = Literal["bw", "lbm-james", "lbm-janmahasatian", "bsa", "ibw"]
 
@@ -782,6 +783,88 @@ def suv_factor(headers: Any, *, normalization: Normalization = "bw",
     r.constants["uptake_time_s"] = _range(dts)
     r.constants["decay_factor"] = _range(decay)
     return _result(scale * x_norm / (dose * decay), norm, r)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem found in a PET series' headers by :func:`check_suv_headers`.
+
+    Attributes
+    ----------
+    level : int
+        Logging level: 30 warning, 40 error.
+    check : str
+        Which check, e.g. ``"pet.dose"``.
+    message : str
+        What is wrong; starts with the file name and names the tag.
+    fix : str
+        How to fix it (usually the override to pass).
+    """
+
+    level: int
+    check: str
+    message: str
+    fix: str = ""
+
+
+def check_suv_headers(headers: Any, *, normalization: Normalization = "bw", names: Sequence[str] | None = None,
+                      **overrides: Any) -> tuple[Finding, ...]:
+    """Run every SUV check on a series' headers and return all problems at once.
+
+    :func:`suv_factor` stops at the first problem; this check battery runs the checks of the
+    units, patient, dose, half-life and decay correction independently, so that a series can be
+    fixed in one pass, then (when those pass) the timing rules through :func:`suv_factor` itself.
+
+    Parameters
+    ----------
+    headers, normalization, names, **overrides
+        As for :func:`suv_factor`.
+
+    Returns
+    -------
+    tuple of Finding
+        Errors (level 40) and warnings (level 30); empty when the SUV can be computed cleanly.
+
+    Examples
+    --------
+    >>> bad = {"Units": "BQML", "DecayCorrection": "START", "SeriesDate": "20250101",
+    ...        "SeriesTime": "110000", "RadiopharmaceuticalStartDateTime": "20250101100000"}
+    >>> [f.check for f in check_suv_headers(bad)]
+    ['pet.weight', 'pet.dose', 'pet.half_life']
+    """
+    norm, hs, r = _prepare(headers, normalization, names, overrides)
+    findings: list[Finding] = []
+
+    def run(check: str, fn: Any, fix: str) -> tuple[Any, bool]:
+        try:
+            return fn(), True
+        except DicomError as exc:
+            findings.append(Finding(40, check, str(exc), fix))
+            return None, False
+
+    kind, units_ok = run("pet.units", lambda: _stored_values(r), "export the series in Bq/mL (Units BQML)")
+    stored_type = kind[1] if units_ok else None
+    needs = {norm} | ({_SUVTYPE_NORM[stored_type]} if stored_type else set())
+    if needs != {"ibw"}:
+        run("pet.weight", r.weight_kg, "pass weight_kg=")
+    if needs - {"bw"}:
+        run("pet.height", r.height_m, "pass height_m=")
+    if needs & {"lbm-james", "lbm-janmahasatian", "ibw"}:
+        run("pet.sex", r.sex, "pass sex=")
+    notes = list(r.decisions)
+    if units_ok and stored_type is None:
+        run("pet.dose", r.dose_bq, "pass injected_dose_bq=")
+        dc, _ = run("pet.decay_correction", lambda: _decay_correction(r), "pass decay_correction=")
+        notes = list(r.decisions)
+        if dc != "ADMIN":
+            run("pet.half_life", r.half_life_s, "pass half_life_s=")
+    if not findings:
+        conv, ok = run("pet.times", lambda: suv_factor(headers, normalization=norm, names=names, **overrides),
+                       "pass injection_time= or scan_time=")
+        if ok:
+            notes = list(conv.decisions)
+    findings += [Finding(30, "pet.consistency", d[len("note: "):]) for d in notes if d.startswith("note: ")]
+    return tuple(findings)
 
 
 def _check_uptake(hd: _Header, dt: float) -> None:
