@@ -507,6 +507,33 @@ def pet_suv(
     out.print(f"wrote {out_path} and {sidecar_path(out_path).name}", highlight=False)
 
 
+@pet_app.command("check")
+@handle_errors
+def pet_check(
+    series_dir: Path = typer.Argument(..., metavar="SERIES_DIR", help="Folder holding one PET DICOM series."),
+    normalization: str = typer.Option("bw", "--normalization",
+                                      help=f"SUV normalisation to check for: {', '.join(_PET_NORMALIZATIONS)}."),
+    series_uid: Optional[str] = typer.Option(None, "--series-uid", help="Which series when the folder holds several."),
+) -> None:
+    """List every problem that stops (or bends) the SUV conversion of a PET series; exit 1 on errors."""
+    from .io import group_series, read_dicom_headers
+    from .pet import check_suv_headers
+
+    groups = group_series(read_dicom_headers(series_dir, modality="PT"))
+    if series_uid is None and len(groups) > 1:
+        raise TheraquantError(f"{series_dir}: holds {len(groups)} PET series; pass --series-uid (one of {sorted(groups)})")
+    items = groups[series_uid] if series_uid is not None else next(iter(groups.values()))
+    findings = check_suv_headers([ds for _, ds in items], normalization=normalization,  # type: ignore[arg-type]
+                                 names=[f.name for f, _ in items])
+    for f in findings:
+        tag = "[red]error[/]" if f.level >= 40 else "[yellow]warning[/]"
+        err.print(f"{tag} {f.check}: {f.message}" + (f" (fix: {f.fix})" if f.fix else ""), soft_wrap=True)
+    n_err = sum(f.level >= 40 for f in findings)
+    out.print(f"{len(items)} PET headers: {n_err} error(s), {len(findings) - n_err} warning(s)", highlight=False)
+    if n_err:
+        raise typer.Exit(1)
+
+
 @pet_app.command("metrics")
 @handle_errors
 def pet_metrics(
