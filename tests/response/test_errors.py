@@ -167,3 +167,11 @@ def test_grade_lesions_rejects_bad_rows():
         grade_lesions(t, "EORTC", columns={"followup": "SUV_fu"})
     with pytest.raises(TheraquantError, match=r"unknown canonical name\(s\) \['suv'\]"):
         grade_lesions(t, "EORTC", columns={"suv": "x"})
+
+
+def test_pandas_series_is_a_lesion_collection():
+    base = pd.Series({"A": 9.0, "B": 6.0})
+    fu = pd.Series({"A": 5.0, "B": 12.0})
+    res = percist(base, fu)
+    assert (res.level, res.values["followup_lesion"], res.category) == ("patient", "B", "PMD")
+    assert eortc(base, fu).values["baseline_suv"] == 15.0  # sum of the two regions

@@ -114,12 +114,14 @@ def _eortc_codes(b: NDArray, f: NDArray, resolved: NDArray, background: NDArray,
 
 # --------------------------------------------------------------------------- input parsing
 def _is_collection(x: Any) -> bool:
+    if hasattr(x, "iloc"):  # pandas Series: lesion id index -> value
+        return True
     return isinstance(x, (Mapping, Sequence, np.ndarray)) and not isinstance(x, (str, bytes))
 
 
 def _lesion_values(x: Any, name: str, unit: str) -> dict[str, float]:
     """A patient-level collection as {lesion id: value}; sequences get ids "0", "1", ..."""
-    if isinstance(x, Mapping):
+    if isinstance(x, Mapping) or hasattr(x, "iloc"):
         items = [(str(k), v) for k, v in x.items()]
     else:
         arr = np.asarray(x)
@@ -194,8 +196,8 @@ def percist(
     ----------
     baseline_sulpeak : float, or mapping of lesion id to float, or sequence of float
         SULpeak at baseline, SUL units (g/mL, SUV normalised to lean body mass), > 0.
-        A number grades one lesion; a mapping or 1-D sequence (ids ``"0"``, ``"1"``, ...)
-        grades a patient.
+        A number grades one lesion; a mapping (or pandas Series indexed by lesion id)
+        or 1-D sequence (ids ``"0"``, ``"1"``, ...) grades a patient.
     followup_sulpeak : float, mapping, sequence or None
         SULpeak at follow-up, SUL units, of the same kind as `baseline_sulpeak`.
         ``None`` (or an empty collection) means no FDG-avid lesion is left.
