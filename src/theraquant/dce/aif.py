@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.interpolate import CubicSpline
+from scipy.linalg import toeplitz
 from scipy.special import gammaln
 
 from ..errors import TheraquantError
@@ -626,9 +627,8 @@ def portal_venous(t: ArrayLike, cp: ArrayLike, *, delay: float = 0.0) -> NDArray
                               "response, which starts at 4.8 s; acquire longer")
     h = h / h.sum()
     n = tt.size
-    # discrete causal convolution along the last axis (FFT-free: T is small)
-    flat = c.reshape(-1, n)
-    out = np.empty_like(flat)
-    for i in range(flat.shape[0]):  # rows are input functions (usually one), not voxels
-        out[i] = np.convolve(flat[i], h)[:n]
+    # discrete causal convolution along the last axis as a lower-triangular Toeplitz product
+    # (exact sums, any number of input curves at once)
+    conv = toeplitz(h, np.zeros(n))          # conv[i, j] = h[i - j] for i >= j
+    out = c.reshape(-1, n) @ conv.T
     return shift(tt, out.reshape(c.shape), delay)
