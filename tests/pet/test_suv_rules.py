@@ -315,3 +315,32 @@ def test_check_battery_reports_every_problem_at_once():
     warn = check_suv_headers(hdr(CorrectedImage=["ATTN"]))
     assert [(f.level, f.check) for f in warn] == [(30, "pet.consistency")]
     assert check_suv_headers(hdr()) == ()
+
+
+def test_dynamic_series_gets_one_factor_per_frame(dro_root, tmp_path):
+    """Two frames per slice (11:00 and 11:10, 5 min each) read as 4-D; DecayCorrection NONE decays each
+    frame from its own AcquisitionTime, so frame 2 is scaled by the ratio of the two frame factors."""
+    import pydicom
+
+    series = tmp_path / "PT"
+    series.mkdir()
+    for f in sorted((dro_root / "DRO_0_0" / "PT").glob("*.dcm")):
+        for k, acq in enumerate(("110000", "111000")):
+            ds = pydicom.dcmread(f)
+            ds.DecayCorrection = "NONE"
+            ds.AcquisitionTime = acq
+            ds.TemporalPositionIdentifier = k + 1
+            ds.SOPInstanceUID = ds.SOPInstanceUID + f".{k + 1}"
+            ds.save_as(series / f"{f.stem}_{k}.dcm")
+    img = read_suv(series)
+    assert img.array.shape == (20, 256, 256, 2)
+    assert_allclose(img.frame_times_s, [0.0, 600.0])
+    lam = math.log(2) / F18
+
+    def frame_factor(t_s):  # oncoray README, DecayCorrection NONE, T = 300 s
+        return 70000.0 / 368.08e6 * lam * 300 / (1 - math.exp(-lam * 300)) * math.exp(lam * t_s)
+
+    bq = read_suv(dro_root / "DRO_0_0" / "PT").array / suv_factor(
+        hdr(RadionuclideTotalDose=368.08e6)).factors[0]  # stored Bq/mL
+    assert_allclose(img.array[..., 0], bq * frame_factor(3600.0), rtol=1e-9)
+    assert_allclose(img.array[..., 1], bq * frame_factor(4200.0), rtol=1e-9)
