@@ -82,21 +82,25 @@ class CohortReport:
         return (f"clustered by patient column {self.cluster!r} ({self.cluster_source}): Obuchowski ROC variance, "
                 "GEE exchangeable with robust errors, patient-level bootstrap and CV folds")
 
-    def marker_rows(self) -> list[list[Any]]:
-        """One row per marker for on-screen tables."""
+    def marker_rows(self) -> list[list[str]]:
+        """One row of text cells per marker (see ``HEADER``) for on-screen tables."""
         rows = []
         for m in self.markers:
-            r, u, mw = self.roc.get(m), self.univariable.get(m), self.mann_whitney.get(m)
-            op = "" if r is None else (">=" if r.direction == "<" else "<=")
-            rows.append([m, "n/a" if r is None else f"{r.auc:.3f}", "n/a" if r is None else fmt_ci(r.ci, 3),
-                         "n/a" if r is None else f"{op} {r.youden_threshold:.4g}",
-                         "n/a" if r is None else f"{r.sensitivity:.3f}", "n/a" if r is None else f"{r.specificity:.3f}",
-                         "n/a" if u is None else f"{u.odds_ratio[m]:.4g}", "n/a" if u is None else fmt_ci(u.ci[m], 3),
-                         "n/a" if u is None else fmt_p(u.p[m]), "n/a" if mw is None else fmt_p(mw.p)])
+            r, u = self.roc.get(m), self.univariable.get(m)
+            if r is None:
+                auc, cut, ss = "n/a", "n/a", "n/a"
+            else:
+                auc = f"{r.auc:.3f} ({r.ci[0]:.3f}-{r.ci[1]:.3f})"
+                cut = f"{'>=' if r.direction == '<' else '<='} {r.youden_threshold:.4g}"
+                ss = f"{r.sensitivity:.2f}/{r.specificity:.2f}"
+            if u is None:
+                orr, p = "n/a", "n/a"
+            else:
+                orr, p = f"{u.odds_ratio[m]:#.3g} ({u.ci[m][0]:#.3g}-{u.ci[m][1]:#.3g})", fmt_p(u.p[m])
+            rows.append([m, auc, cut, ss, orr, p])
         return rows
 
-    HEADER = ("marker", "AUC", "95 % CI", "Youden cut-off", "sens", "spec", "OR/unit", "OR 95 % CI", "p (model)",
-              "p (MW)")
+    HEADER = ("marker", "AUC (95 % CI)", "cut-off", "sens/spec", "OR/unit (95 % CI)", "p")
 
     def summary(self) -> str:
         who = f"{self.n_lesions} lesions ({self.n_responders} responding)"
@@ -104,7 +108,11 @@ class CohortReport:
             who += f" in {self.n_patients} patients"
         parts = [f"Cohort statistics: {self.outcome} vs {', '.join(self.markers)}   {who}",
                  f"analysis: {self.analysis}",
-                 table_text(self.HEADER, self.marker_rows(), [12, 6, 14, 15, 6, 6, 9, 18, 10, 10])]
+                 table_text(self.HEADER, self.marker_rows(), [12, 20, 10, 10, 22, 10])]
+        if self.mann_whitney:
+            parts.append("Mann-Whitney, responders vs non-responders:\n" + "\n".join(
+                f"  {m:<12} W {t.statistic:g}  p {fmt_p(t.p)}  median {t.details['median_x']:.4g} vs "
+                f"{t.details['median_y']:.4g}  ({t.method})" for m, t in self.mann_whitney.items()))
         if self.multivariable is not None:
             parts.append(self.multivariable.summary())
         parts += [c.summary() for c in self.comparisons]

@@ -160,7 +160,11 @@ def response_table(data: pd.DataFrame, outcome: str, cutoffs: Mapping[str, float
     sparse = bool(np.any(np.asarray(chi2.details["expected"]) < 5))
     test = fisher if (sparse and fisher is not None) else chi2
     gee = None
-    if cluster:
+    rates = cells["rate"].to_numpy()[used]
+    if cluster and np.any((rates == 0) | (rates == 1)):
+        notes.append("clustered GEE test not available: a cell with 0 % or 100 % response makes its odds "
+                     "ratio infinite; report the exact test and the per-cell rates")
+    elif cluster:
         gee = _gee_wald(sub.assign(_cell=cell_of), outcome, cluster, notes)
     return ResponseTable(cells=cells, cutoffs=dict(cutoffs), chi2=chi2, fisher=fisher, test=test, gee_wald=gee,
                          outcome=outcome, n=int(len(sub)), notes=tuple(notes))
