@@ -594,6 +594,96 @@ def pet_metrics(
 
 
 # ---------------------------------------------------------------------------- stats command
+def _stats_read_table(path: Path):
+    import pandas as pd
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file; give a lesion table (.csv or .parquet)")
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    if suffix in (".csv", ".txt", ".tsv"):
+        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+    raise TheraquantError(f"{path}: unknown table type {suffix!r}; give a .csv, .tsv or .parquet file")
+
+
+def _stats_parse_strata(text: Optional[str]) -> dict:
+    if not text:
+        return {}
+    strata = {}
+    for item in text.split(","):
+        name, sep, cut = item.rpartition(":")
+        try:
+            strata[name.strip()] = float(cut)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise TheraquantError(f"--strata must look like 'tbp:1.29,dmean:89', got {text!r}")
+    return strata
+
+
+@app.command("stats")
+@handle_errors
+def stats_cmd(
+    table: Path = typer.Argument(..., help="Lesion table, one row per lesion (.csv or .parquet)."),
+    outcome: str = typer.Option(..., "--outcome", help="0/1 response column (1 = responder)."),
+    markers: str = typer.Option(..., "--markers", help="Comma-separated marker columns, e.g. tbp,suvmax,dmean."),
+    cluster: Optional[str] = typer.Option(
+        None, "--cluster", help="Patient column. Default: a column named patient/patient_id/subject/pid if present."),
+    no_cluster: bool = typer.Option(False, "--no-cluster", help="Treat lesions as independent (lesion level)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write every result and its provenance here."),
+    dose: Optional[str] = typer.Option(None, "--dose", help="Dose column (Gy) for the dose-response curve and D50."),
+    strata: Optional[str] = typer.Option(None, "--strata", help="Stratified table cut-offs, e.g. tbp:1.29,dmean:89."),
+    group: Optional[str] = typer.Option(None, "--group", help="Category column (e.g. RECIST) for Kruskal-Wallis."),
+    n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap replicates (0 skips the bootstrap)."),
+    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    folds: int = typer.Option(5, "--folds", help="Cross-validation folds (grouped by patient)."),
+    save_model: Optional[Path] = typer.Option(None, "--save-model", help="Fit the predictor on all markers; write its JSON."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing --json / --save-model files."),
+) -> None:
+    """Cohort statistics of a lesion table: ROC, cut-offs, group tests, logistic/GEE, predictor."""
+    from rich.table import Table
+
+    from .provenance import provenance, write_json
+    from .stats import analyze, fit_predictor
+
+    for target in (json_out, save_model):
+        if target is not None and target.exists() and not overwrite:
+            raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
+    if cluster and no_cluster:
+        raise TheraquantError("give either --cluster COL or --no-cluster, not both")
+    data = _stats_read_table(table)
+    marker_list = [m.strip() for m in markers.split(",") if m.strip()]
+    report = analyze(data, outcome, marker_list, cluster=None if no_cluster else (cluster or "auto"),
+                     n_boot=n_boot, seed=seed, n_splits=folds, dose=dose, strata=_stats_parse_strata(strata),
+                     group=group)
+    who = f"{report.n_lesions} lesions ({report.n_responders} responding)"
+    if report.n_patients is not None:
+        who += f" in {report.n_patients} patients"
+    tab = Table(title=f"{table.name}: {outcome} vs markers   {who}", caption=report.analysis)
+    for h in report.HEADER:
+        tab.add_column(h, justify="left" if h == "marker" else "right")
+    for row in report.marker_rows():
+        tab.add_row(*[str(v) for v in row])
+    out.print(tab)
+    rest = report.summary().split("\n\n")[3:]  # the text sections after the marker table
+    if rest:
+        out.print("\n\n".join(rest), highlight=False, soft_wrap=True)
+    model = None
+    if save_model is not None:
+        model = fit_predictor(data, outcome, marker_list, cluster=report.cluster, n_splits=folds)
+        save_model.parent.mkdir(parents=True, exist_ok=True)
+        save_model.write_text(model.to_json() + "\n")
+        out.print(f"predictor written to {save_model} (cut-off p >= {model.cutoff:.4f})", highlight=False)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        record = provenance(settings=dict(report.settings, outcome=outcome, markers=marker_list),
+                            inputs=[table], units={"auc": "1", "threshold": "marker units", "d50_gy": "Gy"},
+                            Results=report.to_dict(), Predictor=None if model is None else model.to_dict())
+        write_json(record, json_out)
+        out.print(f"results written to {json_out}", highlight=False)
+
+
 
 
 # ---------------------------------------------------------------------------- demo
