@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
 from theraquant.errors import TheraquantError
@@ -204,10 +206,6 @@ def test_bad_options():
         lesion_metrics(img, mask, 2.0, mtv_threshold="140%")
     with pytest.raises(TheraquantError, match=r"spacing_mm must hold 3 positive voxel sizes"):
         suv_peak(img, mask, (2.0, -1.0, 2.0))
-
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 _sp = st.floats(0.8, 6.0, allow_nan=False)
 

@@ -12,7 +12,6 @@ import math
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
