@@ -88,8 +88,8 @@ def _percist_codes(b: NDArray, f: NDArray, resolved: NDArray, meas_thr: NDArray,
             at_least(tlg_rel, thr["TLG_increase_for_PMD"], inc) & (f >= b - EPS),
             at_least(-rel, thr["relative_change"], inc) & at_least(-d, thr["absolute_change_SUL"], inc),
         ]
-    ids = ["percist.pmd_new_lesion", "percist.pmd_non_target", "percist.ne_not_measurable", "percist.cmr", "percist.pmd",
-           "percist.pmd_tlg", "percist.pmr"]
+    ids = ["percist.pmd_new_lesion", "percist.pmd_non_target", "percist.ne_not_measurable",
+           "percist.cmr", "percist.pmd", "percist.pmd_tlg", "percist.pmr"]
     return np.select(conds, ids, default="percist.smd")
 
 

@@ -76,7 +76,10 @@ class Lesion:
     diameter_mm : float
         The criteria's measurement, mm, >= 0: longest diameter (RECIST 1.1),
         short axis for lymph nodes, viable (arterially enhancing) longest diameter
-        for mRECIST. 0 means the lesion disappeared.
+        for mRECIST. 0 means the lesion disappeared; a lesion still present but too
+        small to measure is recorded as 5 mm (RECIST 1.1 Appendix I). Fragments of a
+        split lesion are summed into the original lesion's value; lesions that merge
+        give the merged diameter to one of them and 0 to the others.
     is_node : bool
         Lymph node (measured by short axis; normal below 10 mm).
 
@@ -401,7 +404,11 @@ mrecist.__doc__ = """Overall response of one patient at one follow-up by mRECIST
     baseline; PD when it rose at least 20 % over the nadir; else SD. mRECIST was
     written on RECIST 1.0 and has **no 5 mm absolute rule** (``pd_absolute_mm`` is 0;
     pass ``thresholds={"pd_absolute_mm": 5.0}`` to add it). The overall response
-    combines target, non-target and new lesions as RECIST 1.1 does.
+    combines target, non-target and new lesions as RECIST 1.1 does; the
+    mRECIST-specific readings (a new lesion is >= 1 cm with the typical HCC
+    vascular pattern; malignant portal vein thrombosis, or an effusion or ascites
+    proven malignant, is non-target progression) are passed as `new_lesions` and
+    `non_target`.
 """ + _PARAMS_DOC + """
     References
     ----------

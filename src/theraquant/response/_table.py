@@ -215,6 +215,14 @@ def grade_lesions(
     patient-level response. NaN or negative measurements raise
     :class:`~theraquant.TheraquantError` naming the rows.
 
+    References
+    ----------
+    .. [1] Eisenhauer EA, et al. Eur J Cancer 2009;45:228-247 (RECIST 1.1). doi:10.1016/j.ejca.2008.10.026
+    .. [2] Lencioni R, Llovet JM. Semin Liver Dis 2010;30:52-60 (mRECIST). doi:10.1055/s-0030-1247132
+    .. [3] Wahl RL, et al. J Nucl Med 2009;50 Suppl 1:122S-150S (PERCIST 1.0). doi:10.2967/jnumed.108.057307
+    .. [4] O JH, Lodge MA, Wahl RL. Radiology 2016;280:576-584. doi:10.1148/radiol.2016142043
+    .. [5] Young H, et al. Eur J Cancer 1999;35:1773-1782 (EORTC). doi:10.1016/S0959-8049(99)00229-4
+
     Examples
     --------
     >>> import pandas as pd
@@ -370,6 +378,14 @@ def grade_patients(
         and per criterion ``baseline_lesion``/``followup_lesion``/``same_lesion``,
         ``measurability_threshold``, ``reference_unstable`` (PERCIST) or ``nadir_mm``,
         ``n_missing``, ``target_response``, ``target_rule``, ``non_target`` (RECIST).
+
+    References
+    ----------
+    .. [1] Eisenhauer EA, et al. Eur J Cancer 2009;45:228-247 (RECIST 1.1). doi:10.1016/j.ejca.2008.10.026
+    .. [2] Lencioni R, Llovet JM. Semin Liver Dis 2010;30:52-60 (mRECIST). doi:10.1055/s-0030-1247132
+    .. [3] Wahl RL, et al. J Nucl Med 2009;50 Suppl 1:122S-150S (PERCIST 1.0). doi:10.2967/jnumed.108.057307
+    .. [4] O JH, Lodge MA, Wahl RL. Radiology 2016;280:576-584. doi:10.1148/radiol.2016142043
+    .. [5] Young H, et al. Eur J Cancer 1999;35:1773-1782 (EORTC). doi:10.1016/S0959-8049(99)00229-4
 
     Examples
     --------
