@@ -217,3 +217,18 @@ def test_population_dispatch_names():
     t = np.linspace(0.0, 100.0, 11)
     for name in aif.POPULATION_AIFS:
         assert_allclose(aif.population(name, t, delay=3.0, hct=0.4), getattr(aif, name)(t, delay=3.0, hct=0.4))
+
+
+def test_info_records_every_population_aif():
+    for name in aif.POPULATION_AIFS:
+        d = aif.info(name)
+        assert set(d["parameters"]) == set(d["units"]) and d["doi"].startswith("10.")
+    # the constants recorded are the ones the function uses: Parker's Eq. from the recorded values
+    p = aif.info("parker")["parameters"]
+    u = np.array([0.1, 0.17046, 0.5, 3.0])  # min
+    gauss = sum(p[f"A{i}"] / (p[f"sigma{i}"] * np.sqrt(2 * np.pi))
+                * np.exp(-((u - p[f"T{i}"]) ** 2) / (2 * p[f"sigma{i}"] ** 2)) for i in (1, 2))
+    expected = gauss + p["alpha"] * np.exp(-p["beta"] * u) / (1 + np.exp(-p["s"] * (u - p["tau"])))
+    assert_allclose(aif.parker(60 * u), expected, rtol=1e-12)
+    with pytest.raises(TheraquantError, match=r"unknown population AIF 'foo'"):
+        aif.info("foo")

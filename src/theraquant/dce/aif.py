@@ -37,6 +37,7 @@ __all__ = [
     "mcgrath",
     "population",
     "POPULATION_AIFS",
+    "info",
     "measured",
     "portal_venous",
     "gut_irf",
@@ -399,6 +400,54 @@ _POPULATION: dict[str, Callable[..., NDArray[np.float64]]] = {
 }
 #: Names accepted by :func:`population`.
 POPULATION_AIFS = tuple(_POPULATION)
+
+
+_INFO = {
+    "parker": dict(parameters=_PARKER, time_unit="min", curve="blood", doi="10.1002/mrm.21066",
+                   units={"A1": "mM min", "A2": "mM min", "sigma1": "min", "sigma2": "min", "T1": "min",
+                          "T2": "min", "alpha": "mM", "beta": "1/min", "s": "1/min", "tau": "min"}),
+    "orton": dict(parameters=_ORTON, time_unit="min", curve="blood", doi="10.1088/0031-9155/53/5/005",
+                  units={"AB": "mM/min", "muB": "1/min", "AG": "mM", "muG": "1/min"}),
+    "weinmann": dict(parameters=dict(D=0.1, a1=3.99, m1=0.144, a2=4.78, m2=0.0111), time_unit="min",
+                     curve=f"plasma (blood = plasma x (1 - {HCT_PLASMA_CURVES}))", doi="10.1002/mrm.1910170208",
+                     units={"D": "mmol/kg", "a1": "kg/L", "a2": "kg/L", "m1": "1/min", "m2": "1/min"}),
+    "fritz_hansen": dict(parameters=dict(a1=2.4, m1=3.0, a2=0.62, m2=0.016), time_unit="min",
+                         curve=f"plasma (blood = plasma x (1 - {HCT_PLASMA_CURVES}))", doi="10.1002/mrm.1910360209",
+                         units={"a1": "mM", "a2": "mM", "m1": "1/min", "m2": "1/min"}),
+    "georgiou": dict(parameters=_GEORGIOU, time_unit="min", curve="blood", doi="10.1002/mrm.27524",
+                     units={"A1": "mM", "A2": "mM", "A3": "mM", "m1": "1/min", "m2": "1/min", "m3": "1/min",
+                            "alpha": "1", "beta": "min", "tau": "min"}),
+    "mcgrath": dict(parameters=_MCGRATH, time_unit="s", curve="blood", doi="10.1002/mrm.21959",
+                    units={"A1": "mM", "A2": "mM", "k1": "1/s", "k2": "1/s", "t0": "s"}),
+}
+
+
+def info(name: str) -> dict:
+    """Parameters, units and source of a population AIF, for provenance records.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`POPULATION_AIFS`.
+
+    Returns
+    -------
+    dict
+        ``{"name", "parameters", "units", "time_unit", "curve", "doi"}``; ``curve`` says whether
+        the published formula is a blood or a plasma concentration.
+
+    Examples
+    --------
+    >>> d = info("parker")
+    >>> d["doi"], d["parameters"]["A1"], d["units"]["A1"]
+    ('10.1002/mrm.21066', 0.809, 'mM min')
+    """
+    key = str(name).lower().replace("-", "_")
+    if key not in _INFO:
+        raise TheraquantError(f"unknown population AIF {name!r}; choose one of {POPULATION_AIFS}")
+    d = _INFO[key]
+    return {"name": key, "parameters": dict(d["parameters"]), "units": dict(d["units"]),
+            "time_unit": d["time_unit"], "curve": d["curve"], "doi": d["doi"]}
 
 
 def population(name: str, t: ArrayLike, *, delay: float = 0.0, hct: float | None = None) -> NDArray[np.float64]:
