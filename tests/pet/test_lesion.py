@@ -227,3 +227,11 @@ def test_suv_peak_of_a_linear_field_is_the_best_centre_value(dz, dx, c, a):
     mask[8:16, 4, 4] = True
     want = img[8:16, 4, 4].max()
     assert suv_peak(img, mask, (dz, 2.0, dx)) == pytest.approx(want, rel=1e-9, abs=1e-12)
+
+
+def test_result_is_read_only_with_units_and_html():
+    res = lesion_metrics(np.full((6, 6, 6), 2.0), np.ones((6, 6, 6), bool), 2.0)
+    with pytest.raises(TypeError):
+        res["SUVmax"] = 3.0  # type: ignore[index]
+    html = res._repr_html_()
+    assert "<td>SUVpeak</td><td>2</td><td>g/mL</td>" in html and "<td>TLG</td>" in html

@@ -343,3 +343,11 @@ def test_dynamic_series_gets_one_factor_per_frame(dro_root, tmp_path):
         hdr(RadionuclideTotalDose=368.08e6)).factors[0]  # stored Bq/mL
     assert_allclose(img.array[..., 0], bq * frame_factor(3600.0), rtol=1e-9)
     assert_allclose(img.array[..., 1], bq * frame_factor(4200.0), rtol=1e-9)
+
+
+def test_conversion_summary_lists_constants_overrides_and_decisions():
+    text = suv_factor(hdr(), weight_kg=80.0).summary()
+    assert text.splitlines()[0].startswith("SUVbw (g/mL); factor ")
+    assert "half_life_s              6586.2" in text
+    assert "override weight_kg       80.0 (header: 70.0)" in text
+    assert "- injection datetime from RadiopharmaceuticalStartDateTime" in text

@@ -57,5 +57,13 @@ class Result(Mapping):
             lines.append(f"  {k:<14} {s:<12} {self._units.get(k, '')}".rstrip())
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        rows = "".join(f"<tr><td>{escape(str(k))}</td><td>{escape(f'{float(v):.6g}' if isinstance(v, (float, np.floating)) else str(v))}</td>"
+                       f"<td>{escape(self._units.get(k, ''))}</td></tr>" for k, v in self._data.items())
+        cap = f"<caption>{escape(self._title)}</caption>" if self._title else ""
+        return f"<table>{cap}<tr><th>name</th><th>value</th><th>unit</th></tr>{rows}</table>"
+
     def __repr__(self) -> str:
         return f"Result({self._data!r})"

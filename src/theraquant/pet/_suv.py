@@ -250,6 +250,15 @@ class SuvConversion:
         object.__setattr__(self, "overrides", MappingProxyType(dict(self.overrides)))
         object.__setattr__(self, "decisions", tuple(self.decisions))
 
+    def summary(self) -> str:
+        """Fixed-width text: the constants, overrides and decisions of the conversion."""
+        lines = [f"SUV{self.normalization} ({self.units}); factor {self.factors.min():.6g}"
+                 + ("" if self.factors.min() == self.factors.max() else f" - {self.factors.max():.6g}")]
+        lines += [f"  {k:<24} {v}" for k, v in self.constants.items()]
+        lines += [f"  override {k:<15} {v['value']} (header: {v['header_value']})" for k, v in self.overrides.items()]
+        lines += [f"  - {d}" for d in self.decisions]
+        return "\n".join(lines)
+
     def as_dict(self) -> dict[str, Any]:
         """Plain-dict form for JSON sidecars (factors summarised as min/max)."""
         return {"Normalization": self.normalization, "Units": self.units,
