@@ -31,8 +31,9 @@ def _moments(values: NDArray[np.float64]) -> tuple[float, float, float, float]:
     if n < 3 or m2 <= 0.0 or m2 <= (1e-14 * max(abs(mean), 1e-300)) ** 2:
         # a constant sample (to rounding) has no defined shape
         return mean, sd, np.nan, np.nan
-    m3 = float(np.mean(dev**3))
-    m4 = float(np.mean(dev**4))
+    dev2 = dev * dev
+    m3 = float(np.mean(dev2 * dev))
+    m4 = float(np.mean(dev2 * dev2))
     return mean, sd, m3 / m2**1.5, m4 / m2**2 - 3.0
 
 

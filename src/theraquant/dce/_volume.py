@@ -204,37 +204,43 @@ def _fit_chunked(
 
     for i0 in range(0, lead_it[0], rows):
         i1 = min(i0 + rows, lead_it[0])
-        raw = np.asarray(ct[i0:i1]).reshape(-1, n_t)
         base = i0 * plane
+        n_slab = (i1 - i0) * plane
+        sel = None
         if m_flat is not None:
-            sel = np.flatnonzero(m_flat[base:base + raw.shape[0]])
+            sel = np.flatnonzero(m_flat[base:base + n_slab])
             if sel.size == 0:
                 continue
-            raw_sel = raw[sel]
-        else:
-            sel = np.arange(raw.shape[0])
-            raw_sel = raw
-        if np.issubdtype(raw.dtype, np.floating) and raw.shape[0] > 1:
-            dead = ~np.isfinite(raw).any(axis=0)
+        # one pass: read the slab (a strided gather from a memory map) straight into float64
+        slab = np.empty((i1 - i0, *lead_it[1:], n_t), dtype=np.float64)
+        slab[...] = ct[i0:i1]
+        slab = slab.reshape(n_slab, n_t)
+        finite = np.isfinite(slab)
+        if n_slab > 1 and not finite.all():
+            dead = ~finite.any(axis=0)
             if dead.any():
                 k = int(np.flatnonzero(dead)[0])
                 when = f" (t = {frame_times[k]:g} s)" if frame_times is not None else ""
-                where = f"slices {i0}-{i1 - 1} along the first axis" if not single else "the curve"
                 raise TheraquantError(
-                    f"frame {k}{when} is NaN or infinite in every voxel of {where}; "
-                    "drop that frame and its time, or repair the series")
-        curves = np.asarray(raw_sel, dtype=np.float64)
-        idx = (base + sel).astype(np.int64)
+                    f"frame {k}{when} is NaN or infinite in every voxel of slices {i0}-{i1 - 1} along the "
+                    "first axis; drop that frame and its time, or repair the series")
+        if sel is None:
+            curves, row_finite = slab, finite.all(axis=1)
+            idx = np.arange(base, base + n_slab, dtype=np.int64)
+        else:
+            curves, row_finite = slab[sel], finite[sel].all(axis=1)
+            idx = (base + sel).astype(np.int64)
+        del slab, finite
         if transform is not None:
             curves = np.asarray(transform(curves, idx), dtype=np.float64)
             if curves.shape != (idx.size, n_t):
                 raise TheraquantError(f"transform returned shape {curves.shape}; expected {(idx.size, n_t)}")
-        finite = np.isfinite(curves).all(axis=1)
-        constant = np.zeros_like(finite)
-        constant[finite] = np.ptp(curves[finite], axis=1) == 0.0
-        keep = finite & ~constant
+            row_finite = np.isfinite(curves).all(axis=1)
+        with np.errstate(invalid="ignore"):
+            constant = row_finite & (curves.max(axis=1) == curves.min(axis=1))
+        keep = row_finite & ~constant
         if not keep.all():
-            n_nonfinite += int(idx.size - np.count_nonzero(finite))
+            n_nonfinite += int(idx.size - np.count_nonzero(row_finite))
             n_constant += int(np.count_nonzero(constant))
             n_done += int(idx.size - np.count_nonzero(keep))
             curves, idx = curves[keep], idx[keep]
