@@ -1,0 +1,188 @@
+"""Whole-liver DCE fit end to end: a 4-D NIfTI on disk -> parametric maps on disk.
+
+Issue #4 target: 256 x 256 x 40 voxels x 60 frames (2.6 M curves), extended Tofts, in under 60 s
+and under 4 GB peak memory, chunked (never the whole float64 working set at once).
+
+What is timed: ``theraquant dce fit VOLUME.nii --out DIR --model etofts --aif parker`` in a fresh
+Python process (imports, numba loading its cached kernels, reading the memory-mapped NIfTI slab by
+slab, the batched fit, writing every map as .nii.gz, the JSON sidecar with the input's SHA-256 and
+the summary table). Peak memory is that process's maximum resident set size (``os.wait4``
+rusage, the same figure as ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss``).
+
+Alternative, same data, same run (``--compare-unchunked``): the naive path in a fresh process:
+load the whole volume as float64, one ``dce.fit`` call on all curves, write the maps.
+
+The synthetic volume: every voxel an extended-Tofts curve (Ktrans 0.05-0.5 1/min, ve 0.1-0.5,
+vp 0-0.1; 4096 distinct parameter sets spread at random over the voxels), Parker AIF (plasma,
+hct 0.42) arriving at 15 s, frames every 5 s, Gaussian noise 0.01 mM, float32 uncompressed
+NIfTI. The file has just been written, so it is read from the page cache (a cold disk read of
+630 MB adds the disk's time).
+
+Usage::
+
+    python bench/bench_dce_volume.py                       # the issue's size
+    python bench/bench_dce_volume.py --shape 10 256 256    # a quarter
+    python bench/bench_dce_volume.py --compare-unchunked
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def make_volume(path: Path, shape: tuple[int, int, int], n_frames: int, *, seed: int = 0,
+                noise_sd: float = 0.01, n_distinct: int = 4096):
+    """Write the synthetic (z, y, x, t) volume as an uncompressed NIfTI; return t, cp and the truth."""
+    import nibabel as nib
+
+    from theraquant import dce
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_frames) * 5.0
+    cp = dce.aif.parker(t, delay=15.0, hct=0.42)
+    pars = {"Ktrans": rng.uniform(0.05, 0.5, n_distinct), "ve": rng.uniform(0.1, 0.5, n_distinct),
+            "vp": rng.uniform(0.0, 0.1, n_distinct)}
+    curves = dce.simulate(t, "etofts", pars, cp=cp).astype(np.float32)  # (n_distinct, T)
+    nz, ny, nx = shape
+    idx = rng.integers(0, n_distinct, size=shape, dtype=np.int32)
+    hdr = nib.Nifti1Header()
+    hdr.set_data_dtype(np.float32)
+    hdr.set_data_shape((nx, ny, nz, n_frames))
+    hdr.set_zooms((2.0, 2.0, 5.0, 5.0))
+    hdr.set_xyzt_units("mm", "sec")
+    aff = np.diag([-2.0, -2.0, 5.0, 1.0])
+    hdr.set_qform(aff, code=1)
+    hdr.set_sform(aff, code=1)
+    hdr["vox_offset"] = 352
+    with open(path, "wb") as fh:
+        hdr.write_to(fh)
+        fh.write(b"\0" * (352 - fh.tell()))
+    data = np.memmap(path, dtype=np.float32, mode="r+", offset=352, shape=(nx, ny, nz, n_frames), order="F")
+    for z in range(nz):  # (y, x, t) -> (x, y, t), one slice at a time
+        sl = curves[idx[z]] + rng.normal(0.0, noise_sd, (ny, nx, n_frames)).astype(np.float32)
+        data[:, :, z, :] = sl.transpose(1, 0, 2)
+    data.flush()
+    del data
+    Path(str(path)[: -len(".nii")] + ".json").write_text(json.dumps({"FrameTimes_s": t.tolist(), "Units": "mM"}))
+    truth = {k: v[idx] for k, v in pars.items()}
+    return t, cp, truth
+
+
+def run_child(args: list[str]) -> dict:
+    """Run a child process; its wall time and its own peak RSS (os.wait4)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.stderr.write(out.decode(errors="replace"))
+        raise SystemExit(f"child failed with exit code {proc.returncode}: {args[:4]}")
+    return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024.0, "cpu_s": usage.ru_utime + usage.ru_stime,
+            "output": out.decode(errors="replace")}
+
+
+CLI = "import sys; from theraquant.cli import main; sys.argv[0] = 'theraquant'; main()"
+
+UNCHUNKED = r"""
+import sys, numpy as np
+from pathlib import Path
+from theraquant import dce, Image
+from theraquant.io import read_nifti, write_nifti
+src, out = Path(sys.argv[1]), Path(sys.argv[2])
+img = read_nifti(src, mmap=False)
+ct = np.asarray(img.array, dtype=np.float64)            # the whole volume in float64
+t = img.frame_times_s
+res = dce.fit(t, ct, "etofts", cp=dce.aif.parker(t, delay=15.0, hct=0.42))
+out.mkdir(exist_ok=True)
+for k in res:
+    write_nifti(Image(res[k], img.affine), out / f"{k}.nii.gz", dtype=np.uint8 if k == "success" else np.float32)
+"""
+
+
+def accuracy(out_dir: Path, truth: dict) -> dict:
+    from theraquant.io import read_nifti
+
+    acc = {}
+    for k in ("Ktrans", "ve", "vp"):
+        est = np.asarray(read_nifti(out_dir / f"{k}.nii.gz").array, dtype=np.float64)
+        acc[k] = float(np.nanmedian(np.abs(est - truth[k])))
+    ok = np.asarray(read_nifti(out_dir / "success.nii.gz").array) > 0
+    acc["success_fraction"] = float(ok.mean())
+    return acc
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shape", type=int, nargs=3, default=(40, 256, 256), metavar=("Z", "Y", "X"))
+    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--chunk-voxels", type=int, default=65536)
+    ap.add_argument("--compare-unchunked", action="store_true")
+    ap.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: a temp dir)")
+    a = ap.parse_args()
+
+    import numba
+
+    import theraquant
+
+    work = a.keep or Path(tempfile.mkdtemp(prefix="tq_bench_dce_"))
+    work.mkdir(parents=True, exist_ok=True)
+    nii = work / "dce.nii"
+    n_vox = int(np.prod(a.shape))
+    print(f"generating {a.shape} x {a.frames} frames ({n_vox:,} curves, "
+          f"{n_vox * a.frames * 4 / 1e9:.2f} GB float32) in {work} ...", flush=True)
+    t0 = time.perf_counter()
+    _, _, truth = make_volume(nii, tuple(a.shape), a.frames)
+    print(f"  written in {time.perf_counter() - t0:.1f} s", flush=True)
+
+    # warm the numba on-disk cache once (a fresh install compiles the kernels on first use)
+    warm = work / "warm.nii"
+    make_volume(warm, (1, 8, 8), a.frames)
+    run_child([sys.executable, "-c", CLI, "dce", "fit", str(warm), "--out", str(work / "warm_out"),
+               "--model", "etofts", "--aif", "parker", "--aif-delay", "15", "--overwrite"])
+
+    rows = []
+    r = run_child([sys.executable, "-c", CLI, "dce", "fit", str(nii), "--out", str(work / "maps"), "--model",
+                   "etofts", "--aif", "parker", "--aif-delay", "15", "--chunk-voxels", str(a.chunk_voxels),
+                   "--overwrite"])
+    side = json.loads((work / "maps" / "dce_fit.json").read_text())
+    r.update(name=f"theraquant dce fit (chunked, {a.chunk_voxels} curves/chunk)", fit_s=side["FitSeconds"],
+             **accuracy(work / "maps", truth))
+    rows.append(r)
+    if a.compare_unchunked:
+        r = run_child([sys.executable, "-c", UNCHUNKED, str(nii), str(work / "maps_unchunked")])
+        r.update(name="unchunked: whole volume float64, one dce.fit call", fit_s=float("nan"),
+                 **accuracy(work / "maps_unchunked", truth))
+        rows.append(r)
+
+    print()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "
+          f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}, "
+          f"theraquant {theraquant.__version__}, NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}")
+    print(f"volume {a.shape[0]} x {a.shape[1]} x {a.shape[2]} x {a.frames} frames = {n_vox:,} curves")
+    print("| path | wall s (end to end) | fit s (start to maps in memory) | curves/s end to end | peak RSS MB | "
+          "CPU s | median abs error Ktrans / ve / vp | success |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['name']} | {r['wall_s']:.1f} | {r['fit_s']:.1f} | {n_vox / r['wall_s']:,.0f} | "
+              f"{r['peak_rss_mb']:,.0f} | {r['cpu_s']:.1f} | {r['Ktrans']:.2e} / {r['ve']:.2e} / {r['vp']:.2e} | "
+              f"{100 * r['success_fraction']:.2f} % |")
+    if a.keep is None:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
