@@ -57,8 +57,8 @@ def _crossing(t: NDArray, c2: NDArray, level: NDArray) -> NDArray:
     return np.where(has, tc, np.nan)
 
 
-def _detect_arrival(t: NDArray, c2: NDArray, lo: float = 0.1, hi: float = 0.5) -> NDArray:
-    base = c2[:, :1].copy()[:, 0]
+def _detect_arrival(t: NDArray, c2: NDArray, n_baseline: int = 1, lo: float = 0.1, hi: float = 0.5) -> NDArray:
+    base = c2[:, :n_baseline].mean(axis=-1)
     peak = np.max(c2, axis=-1)
     amp = peak - base
     t_lo = _crossing(t, c2, base + lo * amp)
@@ -68,7 +68,7 @@ def _detect_arrival(t: NDArray, c2: NDArray, lo: float = 0.1, hi: float = 0.5) -
     return np.where(bad, np.nan, np.clip(arr, t[0], t[-1]))
 
 
-def bolus_arrival(t: ArrayLike, ct: ArrayLike) -> NDArray[np.float64]:
+def bolus_arrival(t: ArrayLike, ct: ArrayLike, *, n_baseline: int = 1) -> NDArray[np.float64]:
     """Bolus arrival time of each curve, found from its upslope.
 
     Parameters
@@ -77,6 +77,9 @@ def bolus_arrival(t: ArrayLike, ct: ArrayLike) -> NDArray[np.float64]:
         Frame times, s, strictly increasing.
     ct : (..., T) array_like
         Concentration (or enhancement) curves, time last.
+    n_baseline : int, optional
+        Pre-contrast frames averaged for the baseline level (default 1: the first frame);
+        more frames make the detection robust to noise.
 
     Returns
     -------
@@ -85,8 +88,8 @@ def bolus_arrival(t: ArrayLike, ct: ArrayLike) -> NDArray[np.float64]:
 
     Notes
     -----
-    The times at which the curve first reaches 10 % and 50 % of its rise above the first
-    sample (linear interpolation between frames) define a line, extrapolated back to the
+    The times at which the curve first reaches 10 % and 50 % of its rise above the baseline
+    (linear interpolation between frames) define a line, extrapolated back to the
     baseline: ``t_a = t10 - (t50 - t10) / 4``. Exact for a linear upslope; for a Gaussian
     first pass it lands within a fraction of the rise time of the onset.
 
@@ -99,7 +102,9 @@ def bolus_arrival(t: ArrayLike, ct: ArrayLike) -> NDArray[np.float64]:
     12.25
     """
     tt, c2, lead = _curves(t, ct)
-    return _detect_arrival(tt, c2).reshape(lead)
+    if isinstance(n_baseline, bool) or not isinstance(n_baseline, (int, np.integer)) or not 1 <= n_baseline < tt.size:
+        raise TheraquantError(f"n_baseline must be a frame count between 1 and {tt.size - 1}, got {n_baseline!r}")
+    return _detect_arrival(tt, c2, int(n_baseline)).reshape(lead)
 
 
 def _integral_to(t: NDArray, c2: NDArray, cum: NDArray, tau: NDArray) -> NDArray:
