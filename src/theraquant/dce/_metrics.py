@@ -32,9 +32,10 @@ def _curves(t: ArrayLike, ct: ArrayLike, name: str = "ct") -> tuple[NDArray, NDA
     return tt, c.reshape(-1, tt.size), c.shape[:-1]
 
 
-def _arrival_array(arrival: ArrayLike | None, t: NDArray, c2: NDArray, lead: tuple[int, ...]) -> NDArray:
+def _arrival_array(arrival: ArrayLike | None, t: NDArray, c2: NDArray, lead: tuple[int, ...],
+                   n_baseline: int = 1) -> NDArray:
     if arrival is None:
-        return _detect_arrival(t, c2)
+        return _detect_arrival(t, c2, n_baseline)
     a = np.asarray(arrival, dtype=float)
     try:
         return np.broadcast_to(a, lead).reshape(-1).astype(float)
@@ -324,7 +325,8 @@ def model_free(
     signal : (..., T) array_like, optional
         The signal the concentration came from, for the enhancement ratio.
     n_baseline : int, optional
-        Baseline frames for the enhancement ratio (required with ``signal``).
+        Baseline frames for the enhancement ratio (required with ``signal``) and for the
+        arrival detection (default 1 there).
 
     Returns
     -------
@@ -343,7 +345,7 @@ def model_free(
     """
     tt, c2, lead = _curves(t, ct)
     detected = arrival is None
-    a = _arrival_array(arrival, tt, c2, lead).reshape(lead)
+    a = _arrival_array(arrival, tt, c2, lead, n_baseline or 1).reshape(lead)
     maps: dict[str, NDArray[np.float64]] = {"arrival": np.array(a, dtype=float)}
     for w in windows:
         key = f"IAUGC{float(w):g}"
