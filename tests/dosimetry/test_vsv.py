@@ -174,3 +174,17 @@ def test_density_scaling_scalar_and_map():
     mapped = np.asarray(dm.absorbed_dose(tia, (4.42,) * 3, density=rho))
     assert mapped[5, 5, 5] == pytest.approx(2 * base[5, 5, 5], rel=1e-12)
     assert mapped[5, 5, 6] == pytest.approx(base[5, 5, 6], rel=1e-12)
+
+
+def test_bounding_box_path_matches_full_convolution():
+    # activity in a sub-box (as after masking to the liver): the cropped transform must equal
+    # scipy's full-size linear convolution everywhere, including the box's surroundings
+    rng = np.random.default_rng(2)
+    tia = np.zeros((40, 36, 30))
+    tia[3:20, 10:31, 25:30] = rng.random((17, 21, 5)) * 1e6
+    for sp in [(4.42, 4.42, 4.42), (3.0, 4.07, 4.07)]:
+        k = dm.voxel_kernel(sp).values
+        ref = fftconvolve(tia * 1e-6, k, mode="same") * 1e-3
+        got = np.asarray(dm.absorbed_dose(tia, sp))
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12 * ref.max())
+    assert not np.any(dm.absorbed_dose(np.zeros((5, 5, 5)), (4.0, 4.0, 4.0)))

@@ -61,6 +61,30 @@ def convolve_same(values: NDArray[np.float64], kernel: NDArray[np.float64], *,
     k = np.asarray(kernel, dtype=np.float64)
     if a.ndim != 3 or k.ndim != 3 or any(m % 2 == 0 for m in k.shape):
         raise ValueError(f"need a 3-D map and an odd-sized 3-D kernel, got {a.shape} and {k.shape}")
+    # Only the bounding box of the non-zero voxels, widened by the kernel's reach, can receive
+    # dose: transform that box (activity maps are usually zero outside the liver or body).
+    lo, hi = [], []
+    for ax in range(3):
+        nz = np.flatnonzero(np.any(a != 0, axis=tuple(i for i in range(3) if i != ax)))
+        if nz.size == 0:
+            return np.zeros(a.shape)
+        lo.append(int(nz[0]))
+        hi.append(int(nz[-1]) + 1)
+    if any(h_ - l_ < n for l_, h_, n in zip(lo, hi, a.shape)):
+        out = np.zeros(a.shape)
+        src = a[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        olo = [max(l_ - m // 2, 0) for l_, m in zip(lo, k.shape)]
+        ohi = [min(h_ + m // 2, n) for h_, m, n in zip(hi, k.shape, a.shape)]
+        # convolve the box padded (with zeros) out to the output region, so every output voxel
+        # of that region is computed by the full-size routine below
+        padded = np.zeros(tuple(h_ - l_ for l_, h_ in zip(olo, ohi)))
+        padded[lo[0] - olo[0]:hi[0] - olo[0], lo[1] - olo[1]:hi[1] - olo[1], lo[2] - olo[2]:hi[2] - olo[2]] = src
+        out[olo[0]:ohi[0], olo[1]:ohi[1], olo[2]:ohi[2]] = _convolve_full(padded, k, workers)
+        return out
+    return _convolve_full(a, k, workers)
+
+
+def _convolve_full(a: NDArray[np.float64], k: NDArray[np.float64], workers: int) -> NDArray[np.float64]:
     n0, n1, n2 = a.shape
     shape = tuple(sfft.next_fast_len(n + m // 2, real=True) for n, m in zip(a.shape, k.shape))
     L0, L1, L2 = shape

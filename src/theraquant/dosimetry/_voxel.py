@@ -276,7 +276,8 @@ def absorbed_dose(tia_bq_s: ArrayLike, spacing_mm: tuple[float, float, float], *
     else:
         kern = voxel_kernel(sp, nuclide=nuc.name, tissue=tissue)
         constants.update(kern.as_dict())
-        dose = convolve_same(tia * 1e-6, kern.values, workers=workers) * 1e-3  # MBq s x mGy/(MBq s) -> Gy
+        # Bq s x 1e-6 MBq/Bq x mGy/(MBq s) x 1e-3 Gy/mGy: the unit factor goes on the small kernel
+        dose = convolve_same(tia, kern.values * 1e-9, workers=workers)
         np.maximum(dose, 0.0, out=dose)  # FFT round-off (~1e-16 of max) below zero
         if rho is not None:
             dose *= KERNEL_DENSITY_G_ML[tissue] / rho
