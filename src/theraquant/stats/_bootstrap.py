@@ -15,14 +15,14 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats as sps
 
 from ..errors import TheraquantError
-from ._common import as_cluster, fmt_ci, notes_text
+from ._common import SummaryMixin, as_cluster, fmt_ci, notes_text
 from ._roc import Direction, _check_classes, _curve, _detect_direction, _orient, _placements, _prepare
 
 __all__ = ["BootstrapResult", "roc_bootstrap", "cluster_bootstrap"]
 
 
 @dataclass(frozen=True)
-class BootstrapResult:
+class BootstrapResult(SummaryMixin):
     """Bootstrap intervals of the AUC and of the Youden cut-off.
 
     Attributes
@@ -86,8 +86,8 @@ class BootstrapResult:
 
 def _youden(y: NDArray, so: NDArray) -> float:
     thr, tpr, fpr = _curve(y, so)
-    j = tpr - fpr
-    return float(thr[int(np.flatnonzero(np.isclose(j, j.max(), rtol=0, atol=1e-12))[0])])
+    j = (tpr - fpr)[1:]  # the +inf point (nothing positive) is not a candidate, as in roc()
+    return float(thr[1 + int(np.flatnonzero(np.isclose(j, j.max(), rtol=0, atol=1e-12))[0])])
 
 
 def _check_boot(n_boot: int, level: float) -> None:

@@ -153,5 +153,14 @@ def table_text(header: Sequence[str], rows: Iterable[Sequence[Any]], widths: Seq
     return "\n".join(lines)
 
 
+class SummaryMixin:
+    """Adds ``_repr_html_`` (the fixed-width summary in a <pre> block) for notebooks and reports."""
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<pre>{html.escape(self.summary())}</pre>"  # type: ignore[attr-defined]
+
+
 def notes_text(notes: Sequence[str]) -> str:
     return "".join(f"\nnote: {n}" for n in notes)

@@ -10,14 +10,14 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats as sps
 
 from ..errors import TheraquantError
-from ._common import as_binary, as_score, fmt_ci, fmt_p, notes_text
+from ._common import SummaryMixin, as_binary, as_score, fmt_ci, fmt_p, notes_text
 from ._regression import logistic
 
 __all__ = ["DoseResponse", "dose_response"]
 
 
 @dataclass(frozen=True)
-class DoseResponse:
+class DoseResponse(SummaryMixin):
     """Logistic dose-response curve p(D) = 1 / (1 + exp(-(b0 + b1 D))).
 
     Attributes

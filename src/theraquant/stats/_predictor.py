@@ -17,7 +17,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from ..errors import TheraquantError
-from ._common import as_binary, as_score, fmt, fmt_ci, fmt_p, frozen_map, notes_text, table_text, wilson
+from ._common import SummaryMixin, as_binary, as_score, fmt, fmt_ci, fmt_p, frozen_map, notes_text, table_text, wilson
 from ._regression import _check_columns, logistic
 from ._roc import RocResult, roc
 
@@ -34,7 +34,7 @@ def _expit(v):
 
 # ------------------------------------------------------------------------------------ calibration
 @dataclass(frozen=True)
-class CalibrationTable:
+class CalibrationTable(SummaryMixin):
     """Observed versus predicted response by bins of predicted probability.
 
     Attributes
@@ -128,7 +128,7 @@ def calibration_table(y: ArrayLike, prob: ArrayLike, *, n_bins: int = 5) -> Cali
 
 # ------------------------------------------------------------------------------------ cross-validation
 @dataclass(frozen=True)
-class CrossValidation:
+class CrossValidation(SummaryMixin):
     """Patient-grouped cross-validated performance of a logistic response model.
 
     Attributes
@@ -278,7 +278,7 @@ def cross_validated_auc(data: pd.DataFrame, outcome: str, markers: str | Sequenc
 
 # ------------------------------------------------------------------------------------ the predictor
 @dataclass(frozen=True)
-class ResponsePredictor:
+class ResponsePredictor(SummaryMixin):
     """A fitted logistic response model with its cut-off and training summary.
 
     Attributes

@@ -12,7 +12,7 @@ import statsmodels.api as sm
 from scipy import stats as sps
 
 from ..errors import TheraquantError
-from ._common import as_binary, fmt, fmt_p, frozen_map, notes_text, table_text
+from ._common import SummaryMixin, as_binary, fmt, fmt_p, frozen_map, notes_text, table_text
 
 __all__ = ["LogisticResult", "logistic", "find_patient_column", "design_matrix"]
 
@@ -74,7 +74,7 @@ def design_matrix(data: pd.DataFrame, predictors: Sequence[str]) -> pd.DataFrame
 
 
 @dataclass(frozen=True)
-class LogisticResult:
+class LogisticResult(SummaryMixin):
     """Logistic regression of response on one or more predictors.
 
     All mappings are keyed by predictor name, the intercept as ``"Intercept"``; dummy-coded

@@ -20,7 +20,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats as sps
 
 from ..errors import TheraquantError
-from ._common import Z975, as_binary, as_cluster, as_score, fmt, fmt_ci, fmt_p, frozen_map, notes_text, wilson
+from ._common import SummaryMixin, Z975, as_binary, as_cluster, as_score, fmt, fmt_ci, fmt_p, frozen_map, notes_text, wilson
 
 __all__ = ["RocResult", "RocComparison", "ThresholdMetrics", "roc", "compare_roc", "threshold_metrics"]
 
@@ -115,7 +115,7 @@ def _curve(y: NDArray, s: NDArray) -> tuple[NDArray, NDArray, NDArray]:
 
 # ------------------------------------------------------------------------------------ results
 @dataclass(frozen=True)
-class RocResult:
+class RocResult(SummaryMixin):
     """ROC analysis of one marker against a binary response.
 
     Attributes
@@ -299,9 +299,10 @@ def roc(y: ArrayLike, score: ArrayLike, *, direction: Direction = "auto",
     spec = 1 - fpr
     j = tpr + spec - 1
     # ties: highest specificity = the first (largest oriented threshold) maximiser
-    iy = int(np.flatnonzero(np.isclose(j, j.max(), rtol=0, atol=1e-12))[0])
+    # candidates exclude the +inf point (nothing called positive is not a cut-off)
+    iy = 1 + int(np.flatnonzero(np.isclose(j[1:], j[1:].max(), rtol=0, atol=1e-12))[0])
     dist = (1 - tpr) ** 2 + fpr**2
-    it = int(np.flatnonzero(np.isclose(dist, dist.min(), rtol=0, atol=1e-12))[0])
+    it = 1 + int(np.flatnonzero(np.isclose(dist[1:], dist[1:].min(), rtol=0, atol=1e-12))[0])
     sign = 1.0 if d == "<" else -1.0
     notes = []
     if np.all(s == s[0]):
@@ -322,7 +323,7 @@ def roc(y: ArrayLike, score: ArrayLike, *, direction: Direction = "auto",
 
 # ------------------------------------------------------------------------------------ paired test
 @dataclass(frozen=True)
-class RocComparison:
+class RocComparison(SummaryMixin):
     """Paired comparison of two markers' AUCs on the same lesions (DeLong 1988).
 
     Attributes
@@ -439,7 +440,7 @@ _METRICS = ("sensitivity", "specificity", "ppv", "npv", "lr_pos", "lr_neg", "acc
 
 
 @dataclass(frozen=True)
-class ThresholdMetrics:
+class ThresholdMetrics(SummaryMixin):
     """Diagnostic accuracy of a marker at one cut-off.
 
     Attributes

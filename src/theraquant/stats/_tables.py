@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from ..errors import TheraquantError
-from ._common import as_binary, fmt_p, notes_text, table_text, wilson
+from ._common import SummaryMixin, as_binary, fmt_p, notes_text, table_text, wilson
 from ._regression import _check_columns, logistic
 from ._tests import TestResult, chi2_test, fisher_test
 
@@ -19,7 +19,7 @@ __all__ = ["ResponseTable", "response_table"]
 
 
 @dataclass(frozen=True)
-class ResponseTable:
+class ResponseTable(SummaryMixin):
     """Response rate in each cell of one or more dichotomised markers.
 
     Attributes

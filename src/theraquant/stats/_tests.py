@@ -15,13 +15,13 @@ from scipy import stats as sps
 from scipy.special import gammaln
 
 from ..errors import TheraquantError
-from ._common import fmt_p, frozen_map, notes_text
+from ._common import SummaryMixin, fmt_p, frozen_map, notes_text
 
 __all__ = ["TestResult", "mann_whitney", "kruskal_wallis", "chi2_test", "fisher_test", "wilcoxon_signed_rank"]
 
 
 @dataclass(frozen=True)
-class TestResult:
+class TestResult(SummaryMixin):
     """A hypothesis test.
 
     Attributes
