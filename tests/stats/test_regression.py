@@ -54,6 +54,13 @@ def test_gee_matches_statsmodels_ddof0(lesions):
     assert_allclose([r.se[k] for k in X.columns], f.bse, rtol=RTOL)
 
 
+def test_gee_row_order_does_not_matter(lesions, ref):
+    # patients need not be contiguous rows: a shuffled table gives geepack's answer too
+    shuffled = lesions.sample(frac=1.0, random_state=3)
+    r = logistic(shuffled, "response", ["tbp"], cluster="patient")
+    assert_allclose([r.coef["tbp"], r.se["tbp"]], [ref["gee.tbp.tbp.coef"], ref["gee.tbp.tbp.se"]], rtol=RTOL)
+
+
 def test_gee_one_lesion_per_patient_is_documented(asah, ref):
     df = asah.assign(pid=np.arange(len(asah)))
     r = logistic(df, "outcome01", "s100b", cluster="pid")

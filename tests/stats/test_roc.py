@@ -140,6 +140,13 @@ def test_obuchowski_one_lesion_per_patient_equals_delong(asah, ref):
     assert any("one lesion per patient" in n for n in res.notes)
 
 
+def test_clustered_compare_roc_matches_r(lesions, ref):
+    # Source: R function obuchowski2() in make_reference.R (clustered covariance of two AUCs)
+    cmp = compare_roc(lesions.response, lesions.tbp, lesions.dmean, cluster=lesions.patient)
+    assert cmp.variance_method == "Obuchowski (clustered)"
+    assert_allclose([cmp.z, cmp.p], [ref["cl.obuchowski.tbp_dmean.z"], ref["cl.obuchowski.tbp_dmean.p"]], rtol=RTOL)
+
+
 def test_clustered_compare_roc_reduces_to_variance(lesions):
     # comparing a marker with itself plus noise: the clustered covariance of (a, a) must equal
     # the Obuchowski variance, so var(diff) of two identical markers is 0 -> clear error

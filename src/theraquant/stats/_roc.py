@@ -293,7 +293,7 @@ def roc(y: ArrayLike, score: ArrayLike, *, direction: Direction = "auto",
     half = Z975 * np.sqrt(var)
     lo, hi = auc - half, auc + half
     clipped = bool(lo < 0 or hi > 1)
-    ci = (max(0.0, lo), min(1.0, hi))
+    ci = (float(max(0.0, lo)), float(min(1.0, hi)))
 
     thr, tpr, fpr = _curve(yb, so)
     spec = 1 - fpr

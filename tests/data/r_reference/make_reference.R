@@ -99,6 +99,28 @@ obuchowski <- function(y, s, id) {
 ob <- obuchowski(cl$response, cl$tbp, cl$patient)
 print(ob)
 for (k in names(ob)) put(paste0("cl.obuchowski.tbp.", k), ob[[k]])
+# clustered covariance of two markers' AUCs (Obuchowski 1997, same per-patient sums) -> paired z
+obuchowski2 <- function(y, s1, s2, id) {
+  comp <- function(s) {
+    X <- s[y == 1]; Y <- s[y == 0]
+    psi <- outer(X, Y, function(x, yy) (x > yy) + 0.5 * (x == yy)); theta <- mean(psi)
+    ids <- unique(id)
+    list(theta = theta,
+         d10 = sapply(ids, function(i) sum(rowMeans(psi)[id[y == 1] == i])) - sapply(ids, function(i) sum(id[y == 1] == i)) * theta,
+         d01 = sapply(ids, function(i) sum(colMeans(psi)[id[y == 0] == i])) - sapply(ids, function(i) sum(id[y == 0] == i)) * theta)
+  }
+  a1 <- comp(s1); a2 <- comp(s2)
+  M <- sum(y == 1); N <- sum(y == 0); ids <- unique(id); I <- length(ids)
+  I10 <- length(unique(id[y == 1])); I01 <- length(unique(id[y == 0]))
+  cv <- function(p, q) I10 / ((I10 - 1) * M) * sum(p$d10 * q$d10) / M + I01 / ((I01 - 1) * N) * sum(p$d01 * q$d01) / N +
+    I / (I - 1) * (sum(p$d10 * q$d01) + sum(q$d10 * p$d01)) / (M * N)
+  v <- cv(a1, a1) + cv(a2, a2) - 2 * cv(a1, a2)
+  z <- (a1$theta - a2$theta) / sqrt(v)
+  c(z = z, p = 2 * pnorm(-abs(z)), cov12 = cv(a1, a2))
+}
+ob2 <- obuchowski2(cl$response, cl$tbp, cl$dmean, cl$patient); print(ob2)
+put("cl.obuchowski.tbp_dmean.z", ob2[["z"]]); put("cl.obuchowski.tbp_dmean.p", ob2[["p"]])
+put("cl.obuchowski.tbp_dmean.cov", ob2[["cov12"]])
 ob1 <- obuchowski(a$outcome01, a$s100b, seq_len(nrow(a)))
 put("asah.obuchowski_one_per_patient.s100b.var", ob1[["var"]])
 
