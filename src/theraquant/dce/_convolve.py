@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["conv_exp", "forward_kernel", "lm_kernel"]
+__all__ = ["conv_exp", "forward_kernel", "linear_kernel", "lm_kernel", "row_stats"]
 
 _SERIES_X = 0.05  # below this x = k h the phi functions come from their Taylor series
 _BLOCK = 128  # voxels per work block (buffers are allocated once per block)
@@ -332,6 +332,10 @@ def _lm_one(code, h, uniform, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se,
                 rel = abs(v - pout[a]) / (abs(pout[a]) + 1e-6 * (hi[a] - lo[a]) + 1e-12)
                 if rel > moved:
                     moved = rel
+            if moved <= tol and lam < 1.0:
+                accepted = True  # the (Gauss-Newton-like) step is negligible: converged
+                status = 1
+                break
             _model(code, pn, ua, uv, h, uniform, fn, Jn, True, w, g)
             ssen = 0.0
             for i in range(T):
@@ -345,9 +349,8 @@ def _lm_one(code, h, uniform, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se,
                     pout[a] = pn[a]
                 for i in range(T):
                     r[i] = y[i] - fn[i]
-                    f[i] = fn[i]
-                    for a in range(p):
-                        J[i, a] = Jn[i, a]
+                f, fn = fn, f
+                J, Jn = Jn, J
                 lam = max(lam * 0.1, 1e-12)
                 if drop <= tol * sse or moved <= tol:
                     status = 1
@@ -413,3 +416,119 @@ def lm_kernel(code, h, uniform, ua, uv, Y, P0, lo, hi, max_iter, tol, P, SE, SSE
                             P[i], SE[i], f, fn, J, Jn, r, w, g, A, JTJ, grad, dlt, L, pn, e)
             SSE[i] = s
             STATUS[i] = st
+
+
+@njit(cache=True)
+def _cumtrapz1(y, h, out):  # pragma: no cover - numba
+    out[0] = 0.0
+    for i in range(1, y.shape[0]):
+        out[i] = out[i - 1] + 0.5 * h[i - 1] * (y[i] + y[i - 1])
+
+
+@njit(cache=True, parallel=True)
+def linear_kernel(code, h, ua, uv, Y, X):  # pragma: no cover - numba
+    """Linear least squares of the model's integral form, per voxel (raw coefficients X).
+
+    Columns (c: tissue, a/v: arterial/portal input, I: running integral):
+    0 [Ia, -Ic]; 1 [a, Ia, -Ic]; 2 [a, Ia]; 3 [-Ic, -IIc, Ia, IIa]; 4 [-Ic, Ia, IIa];
+    5 [-Ic, Ia, Iv]; 6 [-Ic, a, v, Ia, Iv]. Columns are scaled to unit norm before solving;
+    a voxel whose system is singular or not finite gets NaN.
+    """
+    n, T = Y.shape
+    q = X.shape[1]
+    nb = (n + _BLOCK - 1) // _BLOCK
+    for blk in prange(nb):
+        cols = np.empty((q, T))
+        w = np.empty((4, T))
+        G = np.empty((q, q))
+        b = np.empty(q)
+        s = np.empty(q)
+        x = np.empty(q)
+        L = np.zeros((q, q))
+        for k in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
+            y = Y[k]
+            a = ua[k if ua.shape[0] > 1 else 0]
+            v = uv[k if uv.shape[0] > 1 else 0]
+            ic = w[0]
+            ia = w[1]
+            _cumtrapz1(y, h, ic)
+            _cumtrapz1(a, h, ia)
+            for i in range(T):
+                if code == 0:
+                    cols[0, i] = ia[i]
+                    cols[1, i] = -ic[i]
+                elif code == 1:
+                    cols[0, i] = a[i]
+                    cols[1, i] = ia[i]
+                    cols[2, i] = -ic[i]
+                elif code == 2:
+                    cols[0, i] = a[i]
+                    cols[1, i] = ia[i]
+                elif code == 3 or code == 4 or code == 5:
+                    cols[0, i] = -ic[i]
+                elif code == 6:
+                    cols[0, i] = -ic[i]
+                    cols[1, i] = a[i]
+                    cols[2, i] = v[i]
+                    cols[3, i] = ia[i]
+            if code == 3:
+                _cumtrapz1(ic, h, w[2])
+                _cumtrapz1(ia, h, w[3])
+                for i in range(T):
+                    cols[1, i] = -w[2, i]
+                    cols[2, i] = ia[i]
+                    cols[3, i] = w[3, i]
+            elif code == 4:
+                _cumtrapz1(ia, h, w[3])
+                for i in range(T):
+                    cols[1, i] = ia[i]
+                    cols[2, i] = w[3, i]
+            elif code == 5 or code == 6:
+                _cumtrapz1(v, h, w[2])
+                for i in range(T):
+                    if code == 5:
+                        cols[1, i] = ia[i]
+                        cols[2, i] = w[2, i]
+                    else:
+                        cols[4, i] = w[2, i]
+            ok = True
+            for j in range(q):
+                acc = 0.0
+                for i in range(T):
+                    acc += cols[j, i] * y[i]
+                b[j] = acc
+                for m in range(j + 1):
+                    acc = 0.0
+                    for i in range(T):
+                        acc += cols[j, i] * cols[m, i]
+                    G[j, m] = acc
+                    G[m, j] = acc
+            for j in range(q):
+                s[j] = np.sqrt(G[j, j]) if G[j, j] > 0.0 else 1.0
+            for j in range(q):
+                b[j] /= s[j]
+                for m in range(q):
+                    G[j, m] /= s[j] * s[m]
+                G[j, j] += 1e-12
+                if not np.isfinite(b[j]):
+                    ok = False
+            if ok:
+                ok = _chol_solve(G, b, x, L, q)
+            for j in range(q):
+                X[k, j] = x[j] / s[j] if ok else np.nan
+
+
+@njit(cache=True, parallel=True)
+def row_stats(Y, sst):  # pragma: no cover - numba
+    """Total sum of squares about the mean of every row (NaN for a row holding NaN)."""
+    n, T = Y.shape
+    for k in prange(n):
+        m = 0.0
+        for i in range(T):
+            m += Y[k, i]
+        m /= T
+        acc = 0.0
+        for i in range(T):
+            d = Y[k, i] - m
+            acc += d * d
+        sst[k] = acc

@@ -22,7 +22,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.interpolate import CubicSpline
 
 from ..errors import TheraquantError
-from ._convolve import forward_kernel, lm_kernel
+from ._convolve import forward_kernel, linear_kernel, lm_kernel, row_stats
 from ._models import MODELS, UNITS, ModelSpec, get_model
 
 __all__ = ["FitResult", "fit", "simulate", "FIT_OPTIONS"]
@@ -216,39 +216,12 @@ def _linear(spec: ModelSpec, h, ua, uv, Y) -> NDArray[np.float64]:
     Murase K. Magn Reson Med 2004;51:858-62 (doi:10.1002/mrm.20022) for Tofts/ETM/Patlak;
     Flouri D, et al. Magn Reson Med 2016;76:998-1006 (doi:10.1002/mrm.25991) for 2CXM/2CUM.
     """
-    n, T = Y.shape
-    iy = _cumtrapz(Y, h)
-    ia = np.broadcast_to(_cumtrapz(ua, h), (n, T))
-    a = np.broadcast_to(ua, (n, T))
+    n = Y.shape[0]
     code = spec.code
-    if code == 0:
-        cols = [ia, -iy]
-    elif code == 1:
-        cols = [a, ia, -iy]
-    elif code == 2:
-        cols = [a, ia]
-    elif code == 3:
-        cols = [-iy, -_cumtrapz(iy, h), ia, np.broadcast_to(_cumtrapz(_cumtrapz(ua, h), h), (n, T))]
-    elif code == 4:
-        cols = [-iy, ia, np.broadcast_to(_cumtrapz(_cumtrapz(ua, h), h), (n, T))]
-    elif code == 5:
-        cols = [-iy, ia, np.broadcast_to(_cumtrapz(uv, h), (n, T))]
-    else:
-        cols = [-iy, a, np.broadcast_to(uv, (n, T)), ia, np.broadcast_to(_cumtrapz(uv, h), (n, T))]
-    D = np.stack(cols, axis=-1)  # (n, T, q)
-    q = D.shape[-1]
+    q = (2, 3, 2, 4, 3, 3, 5)[code]
+    x = np.empty((n, q))
+    linear_kernel(code, h, ua, uv, Y, x)
     with np.errstate(all="ignore"):
-        s = np.sqrt(np.einsum("ntq,ntq->nq", D, D))
-        s[~(s > 0)] = 1.0
-        Ds = D / s[:, None, :]
-        G = np.einsum("ntq,ntr->nqr", Ds, Ds)
-        b = np.einsum("ntq,nt->nq", Ds, Y)
-        bad = ~np.all(np.isfinite(G), axis=(1, 2)) | ~np.all(np.isfinite(b), axis=1)
-        G[bad] = np.eye(q)
-        b[bad] = 0.0
-        G += 1e-12 * np.eye(q)
-        x = np.linalg.solve(G, b[..., None])[..., 0] / s
-        x[bad] = np.nan
         P = np.empty((n, len(spec.free)))
         if code == 0:
             K, kep = x[:, 0], x[:, 1]
@@ -560,16 +533,21 @@ def fit(t: ArrayLike, ct: ArrayLike, model: str, *, cp: ArrayLike, cp_portal: Ar
     n = Y.shape[0]
     if n == 0:
         raise TheraquantError(f"ct holds no curves (shape {ct.shape})")
-    nan_frames = np.flatnonzero(np.all(np.isnan(Y), axis=0))
-    if nan_frames.size:
-        raise TheraquantError(
-            f"ct is NaN in every curve at frame(s) {nan_frames[:10].tolist()} (t = "
-            f"{t[nan_frames[:10]].tolist()} s); drop those frames from t and ct before fitting")
-    with np.errstate(invalid="ignore"):
-        if np.all(np.nan_to_num(np.ptp(Y, axis=1), nan=0.0) == 0):
+    if not Y.flags.c_contiguous or Y.dtype != np.float64:
+        Y = np.ascontiguousarray(Y, dtype=np.float64)
+    sst = np.empty(n)
+    row_stats(Y, sst)
+    nan_rows = np.isnan(sst)
+    if nan_rows.all():
+        nan_frames = np.flatnonzero(np.all(np.isnan(Y), axis=0))
+        if nan_frames.size:
             raise TheraquantError(
-                f"ct is constant in time in every curve ({n} curve(s)); there is no enhancement to "
-                "fit - check the mask and the signal-to-concentration step")
+                f"ct is NaN in every curve at frame(s) {nan_frames[:10].tolist()} (t = "
+                f"{t[nan_frames[:10]].tolist()} s); drop those frames from t and ct before fitting")
+    if np.all(sst[~nan_rows] == 0):
+        raise TheraquantError(
+            f"ct is constant in time in every curve ({n} curve(s)); there is no enhancement to "
+            "fit - check the mask and the signal-to-concentration step")
     delay = _check_delay(opts["delay"], lead, allow_fit=True)
     dbounds = tuple(float(v) for v in opts["delay_bounds"])
     if len(dbounds) != 2 or not dbounds[0] < dbounds[1]:
@@ -608,7 +586,7 @@ def fit(t: ArrayLike, ct: ArrayLike, model: str, *, cp: ArrayLike, cp_portal: Ar
     D = np.empty(n)
     for s0 in range(0, n, chunk):
         sl = slice(s0, min(n, s0 + chunk))
-        Yc = np.ascontiguousarray(Y[sl], dtype=np.float64)
+        Yc = Y[sl]
         p0c = None if p0_all is None else np.ascontiguousarray(p0_all[sl])
         if isinstance(delay, str):
             Pc, SEc, SSEc, STc, Dc = _delay_fit(spec, t, h, uniform, ca, cv, Yc, lo, hi, method, p0c,
@@ -639,8 +617,6 @@ def fit(t: ArrayLike, ct: ArrayLike, model: str, *, cp: ArrayLike, cp_portal: Ar
         for j, name in enumerate(spec.free):
             values[name + "_se"] = SE[:, j]
         values["success"] = success
-        ybar = np.mean(Y, axis=1)
-        sst = np.sum((Y - ybar[:, None]) ** 2, axis=1)
         values["r2"] = np.where(sst > 0, 1.0 - SSE / sst, np.nan)
         k = p + (1 if isinstance(delay, str) else 0)
         values["aic"] = T * np.log(np.maximum(SSE / T, 1e-300)) + 2 * k
