@@ -634,6 +634,15 @@ def _stats_parse_strata(text: Optional[str]) -> dict:
     return strata
 
 
+def _stats_parse_paired(text: Optional[str]):
+    if not text:
+        return None
+    cols = [c.strip() for c in text.split(",")]
+    if len(cols) != 2 or not all(cols):
+        raise TheraquantError(f"--paired must name two columns, baseline,follow-up (e.g. suv_base,suv_fu), got {text!r}")
+    return tuple(cols)
+
+
 @app.command("stats")
 @handle_errors
 def stats_cmd(
@@ -647,6 +656,7 @@ def stats_cmd(
     dose: Optional[str] = typer.Option(None, "--dose", help="Dose column (Gy) for the dose-response curve and D50."),
     strata: Optional[str] = typer.Option(None, "--strata", help="Stratified table cut-offs, e.g. tbp:1.29,dmean:89."),
     group: Optional[str] = typer.Option(None, "--group", help="Category column (e.g. RECIST) for Kruskal-Wallis."),
+    paired: Optional[str] = typer.Option(None, "--paired", help="Baseline,follow-up columns for a signed-rank test."),
     n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap replicates (0 skips the bootstrap)."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
     folds: int = typer.Option(5, "--folds", help="Cross-validation folds (grouped by patient)."),
@@ -668,7 +678,7 @@ def stats_cmd(
     marker_list = [m.strip() for m in markers.split(",") if m.strip()]
     report = analyze(data, outcome, marker_list, cluster=None if no_cluster else (cluster or "auto"),
                      n_boot=n_boot, seed=seed, n_splits=folds, dose=dose, strata=_stats_parse_strata(strata),
-                     group=group)
+                     group=group, paired=_stats_parse_paired(paired))
     who = f"{report.n_lesions} lesions ({report.n_responders} responding)"
     if report.n_patients is not None:
         who += f" in {report.n_patients} patients"

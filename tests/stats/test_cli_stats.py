@@ -17,7 +17,7 @@ def test_stats_command_json_matches_library(tmp_path, ref_dir, lesions, ref):
     res = runner.invoke(app, ["stats", str(ref_dir / "clustered_lesions.csv"), "--outcome", "response",
                               "--markers", "tbp,dmean", "--json", str(out), "--n-boot", "200",
                               "--dose", "dmean", "--strata", "tbp:1.29,dmean:89", "--group", "recist",
-                              "--save-model", str(model)])
+                              "--paired", "suv_base,suv_fu", "--save-model", str(model)])
     assert res.exit_code == 0, res.output
     assert "Obuchowski" in res.output and "tbp" in res.output
     d = json.loads(out.read_text())
@@ -30,6 +30,7 @@ def test_stats_command_json_matches_library(tmp_path, ref_dir, lesions, ref):
     assert_allclose(r["dose_response"]["d50_gy"], ref["dose.gee.d50"], rtol=1e-7)
     assert_allclose(r["stratified_table"]["fisher"]["p"], ref["strat.fisher.p"], rtol=1e-9)
     assert_allclose(r["group_tests"]["tbp"]["p"], ref["kw.tbp_recist.p"], rtol=1e-9)
+    assert_allclose(r["group_tests"]["suv_base -> suv_fu (all lesions)"]["p"], ref["wsr.suv.p"], rtol=1e-9)
     assert ResponsePredictor.from_json(model.read_text()).markers == ("tbp", "dmean")
     # refuses to overwrite without --overwrite
     again = runner.invoke(app, ["stats", str(ref_dir / "clustered_lesions.csv"), "--outcome", "response",

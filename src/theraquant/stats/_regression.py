@@ -275,6 +275,8 @@ def logistic(data: pd.DataFrame, outcome: str, predictors: str | Sequence[str], 
             if len(fit.fit_history["params"]) >= 200:
                 converged = False
     sep = [w for w in caught if "separation" in str(w.message).lower()]
+    for msg in dict.fromkeys(str(w.message).splitlines()[0] for w in caught if w not in sep):
+        notes.append(f"statsmodels warned: {msg}")
     params = np.asarray(fit.params, dtype=float)
     lp = X.to_numpy() @ params
     separated = lp[y == 1].min() >= lp[y == 0].max() and np.max(np.abs(y - 1 / (1 + np.exp(-lp)))) < 1e-3

@@ -16,7 +16,7 @@ from ._predictor import CrossValidation, cross_validated_auc
 from ._regression import LogisticResult, _check_columns, find_patient_column, logistic
 from ._roc import RocComparison, RocResult, ThresholdMetrics, compare_roc, roc, threshold_metrics
 from ._tables import ResponseTable, response_table
-from ._tests import TestResult, kruskal_wallis, mann_whitney
+from ._tests import TestResult, kruskal_wallis, mann_whitney, wilcoxon_signed_rank
 
 __all__ = ["CohortReport", "analyze"]
 
@@ -48,7 +48,8 @@ class CohortReport(SummaryMixin):
     cross_validation : CrossValidation or None
         Patient-grouped cross-validated AUC of the multivariable (or single-marker) model.
     dose, strata, groups : optional results
-        Dose-response (D50), stratified response table, Kruskal-Wallis across a group column.
+        Dose-response (D50), stratified response table; ``groups`` holds Kruskal-Wallis tests
+        across a group column (keyed by marker) and signed-rank tests of a paired change.
     notes : tuple of str
         Analyses skipped with the reason (degenerate input), rows dropped for missing values.
     """
@@ -122,7 +123,7 @@ class CohortReport(SummaryMixin):
             parts.append(self.dose.summary())
         if self.strata is not None:
             parts.append(self.strata.summary())
-        parts += [f"{m} by group: {g.summary()}" for m, g in self.groups.items()]
+        parts += [f"{m}: {g.summary()}" for m, g in self.groups.items()]
         if self.notes:
             parts.append("\n".join(f"note: {n}" for n in self.notes))
         return "\n\n".join(parts)
@@ -149,7 +150,8 @@ def _skip(notes: list, what: str, exc: Exception) -> None:
 
 def analyze(data: pd.DataFrame, outcome: str, markers: str | Sequence[str], *, cluster: str | None = AUTO,
             n_boot: int = 1000, seed: int | None = 0, n_splits: int = 5, dose: str | None = None,
-            strata: Mapping[str, float] | None = None, group: str | None = None) -> CohortReport:
+            strata: Mapping[str, float] | None = None, group: str | None = None,
+            paired: tuple[str, str] | None = None) -> CohortReport:
     """Run the whole statistics layer on a lesion table (what ``theraquant stats`` reports).
 
     Parameters
@@ -176,6 +178,9 @@ def analyze(data: pd.DataFrame, outcome: str, markers: str | Sequence[str], *, c
         Marker -> cut-off for a stratified response table (e.g. {"tbp": 1.29, "dmean": 89}).
     group : str, optional
         Category column (e.g. RECIST CR/PR/SD/PD) for Kruskal-Wallis tests of each marker.
+    paired : (str, str), optional
+        Baseline and follow-up columns of one quantity (e.g. ("suv_base", "suv_fu")) for a
+        Wilcoxon signed-rank test of the change, in all lesions and within each outcome class.
 
     Returns
     -------
@@ -203,7 +208,9 @@ def analyze(data: pd.DataFrame, outcome: str, markers: str | Sequence[str], *, c
         source = "detected" if cluster else "none"
     else:
         source = "given" if cluster else "none"
-    extra = [c for c in (dose, group) if c] + list(strata or {})
+    if paired is not None and (isinstance(paired, str) or len(paired) != 2):
+        raise TheraquantError(f"paired must be (baseline column, follow-up column), got {paired!r}")
+    extra = [c for c in (dose, group) if c] + list(strata or {}) + list(paired or ())
     _check_columns(data, [outcome, *markers, *extra] + ([cluster] if cluster else []), "outcome/marker/cluster")
     notes: list[str] = []
     base = data.dropna(subset=[outcome] + ([cluster] if cluster else []))
@@ -288,8 +295,19 @@ def analyze(data: pd.DataFrame, outcome: str, markers: str | Sequence[str], *, c
                 groups[m] = kruskal_wallis(sub[m], sub[group].astype(str))
             except TheraquantError as exc:
                 _skip(notes, f"{m}: Kruskal-Wallis across {group}", exc)
+    if paired:
+        b0, b1 = paired
+        sub = base.dropna(subset=[b0, b1])
+        ys = sub[outcome].to_numpy().astype(int)
+        for label, sel in (("all lesions", np.ones(len(sub), bool)), ("responders", ys == 1),
+                           ("non-responders", ys == 0)):
+            try:
+                groups[f"{b0} -> {b1} ({label})"] = wilcoxon_signed_rank(sub[b0][sel], sub[b1][sel])
+            except TheraquantError as exc:
+                _skip(notes, f"signed-rank test {b0} -> {b1} ({label})", exc)
     settings = {"cluster": cluster, "n_boot": n_boot, "seed": seed, "n_splits": n_splits, "dose": dose,
-                "strata": dict(strata or {}), "group": group, "ci_level": 0.95}
+                "strata": dict(strata or {}), "group": group, "paired": list(paired or ()),
+                "ci_level": 0.95}
     return CohortReport(
         outcome=outcome, markers=markers, cluster=cluster, cluster_source=source, n_lesions=int(len(base)),
         n_patients=int(base[cluster].nunique()) if cluster else None, n_responders=int(y_all.sum()),
