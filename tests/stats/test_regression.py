@@ -7,7 +7,6 @@ significant digits; observed agreement ~1e-11 for GEE, ~1e-13 for glm).
 """
 
 import numpy as np
-import pandas as pd
 import pytest
 import statsmodels.api as sm
 from numpy.testing import assert_allclose

@@ -15,7 +15,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats as sps
 
 from ..errors import TheraquantError
-from ._common import SummaryMixin, as_cluster, fmt_ci, notes_text
+from ._common import SummaryMixin, fmt_ci, notes_text
 from ._roc import Direction, _check_classes, _curve, _detect_direction, _orient, _placements, _prepare
 
 __all__ = ["BootstrapResult", "roc_bootstrap", "cluster_bootstrap"]

@@ -17,7 +17,8 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from ..errors import TheraquantError
-from ._common import SummaryMixin, as_binary, as_score, fmt, fmt_ci, fmt_p, frozen_map, notes_text, table_text, wilson
+from ._common import (
+    SummaryMixin, as_binary, as_score, fmt_ci, fmt_p, frozen_map, notes_text, table_text, wilson)
 from ._regression import _check_columns, logistic
 from ._roc import RocResult, roc
 

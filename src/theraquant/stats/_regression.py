@@ -12,7 +12,7 @@ import statsmodels.api as sm
 from scipy import stats as sps
 
 from ..errors import TheraquantError
-from ._common import SummaryMixin, as_binary, fmt, fmt_p, frozen_map, notes_text, table_text
+from ._common import SummaryMixin, as_binary, fmt_p, frozen_map, notes_text, table_text
 
 __all__ = ["LogisticResult", "logistic", "find_patient_column", "design_matrix"]
 

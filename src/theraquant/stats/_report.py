@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..errors import TheraquantError
 from ._bootstrap import BootstrapResult, cluster_bootstrap, roc_bootstrap
-from ._common import SummaryMixin, as_binary, fmt_ci, fmt_p, frozen_map, table_text
+from ._common import SummaryMixin, as_binary, fmt_p, frozen_map, table_text
 from ._dose import DoseResponse, dose_response
 from ._predictor import CrossValidation, cross_validated_auc
 from ._regression import LogisticResult, _check_columns, find_patient_column, logistic

@@ -20,7 +20,9 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats as sps
 
 from ..errors import TheraquantError
-from ._common import SummaryMixin, Z975, as_binary, as_cluster, as_score, fmt, fmt_ci, fmt_p, frozen_map, notes_text, wilson
+from ._common import (
+    SummaryMixin, Z975, as_binary, as_cluster, as_score, fmt, fmt_ci, fmt_p, frozen_map,
+    notes_text, wilson)
 
 __all__ = ["RocResult", "RocComparison", "ThresholdMetrics", "roc", "compare_roc", "threshold_metrics"]
 

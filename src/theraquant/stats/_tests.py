@@ -7,7 +7,7 @@ with its defaults, and says which variant (exact or normal approximation) it use
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
