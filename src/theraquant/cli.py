@@ -649,6 +649,8 @@ def stats_cmd(
     table: Path = typer.Argument(..., help="Lesion table, one row per lesion (.csv or .parquet)."),
     outcome: str = typer.Option(..., "--outcome", help="0/1 response column (1 = responder)."),
     markers: str = typer.Option(..., "--markers", help="Comma-separated marker columns, e.g. tbp,suvmax,dmean."),
+    responder: Optional[str] = typer.Option(
+        None, "--responder", help="Outcome values that count as response, e.g. CR,PR (then --outcome may be text)."),
     cluster: Optional[str] = typer.Option(
         None, "--cluster", help="Patient column. Default: a column named patient/patient_id/subject/pid if present."),
     no_cluster: bool = typer.Option(False, "--no-cluster", help="Treat lesions as independent (lesion level)."),
@@ -675,6 +677,15 @@ def stats_cmd(
     if cluster and no_cluster:
         raise TheraquantError("give either --cluster COL or --no-cluster, not both")
     data = _stats_read_table(table)
+    if responder:
+        if outcome not in data.columns:
+            raise TheraquantError(f"--outcome column {outcome!r} not in the table; its columns are {list(data.columns)!r}")
+        values = {v.strip() for v in responder.split(",") if v.strip()}
+        seen = set(data[outcome].dropna().astype(str))
+        if not values & seen:
+            raise TheraquantError(f"--responder values {sorted(values)!r} never occur in {outcome!r} "
+                                  f"(its values: {sorted(seen)[:10]!r})")
+        data[outcome] = data[outcome].astype(str).isin(values).astype(int).where(data[outcome].notna())
     marker_list = [m.strip() for m in markers.split(",") if m.strip()]
     report = analyze(data, outcome, marker_list, cluster=None if no_cluster else (cluster or "auto"),
                      n_boot=n_boot, seed=seed, n_splits=folds, dose=dose, strata=_stats_parse_strata(strata),

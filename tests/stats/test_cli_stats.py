@@ -63,6 +63,20 @@ def test_stats_command_errors_are_one_line(ref_dir, args, msg):
     assert msg in res.output and "Traceback" not in res.output
 
 
+def test_stats_command_responder_values(tmp_path, ref_dir, lesions):
+    out = tmp_path / "r.json"
+    res = runner.invoke(app, ["stats", str(ref_dir / "clustered_lesions.csv"), "--outcome", "recist",
+                              "--responder", "CR,PR", "--markers", "tbp", "--n-boot", "0", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    r = json.loads(out.read_text())["Results"]
+    y = lesions.recist.isin(["CR", "PR"]).astype(int)
+    assert r["n_responders"] == int(y.sum())
+    assert_allclose(r["roc"]["tbp"]["auc"], roc(y, lesions.tbp).auc, rtol=1e-12)
+    bad = runner.invoke(app, ["stats", str(ref_dir / "clustered_lesions.csv"), "--outcome", "recist",
+                              "--responder", "CMR", "--markers", "tbp"])
+    assert bad.exit_code == 1 and "never occur in 'recist'" in bad.output
+
+
 def test_stats_command_one_class_outcome(tmp_path, lesions):
     p = tmp_path / "t.csv"
     lesions.assign(response=1).to_csv(p, index=False)
