@@ -38,7 +38,7 @@ _SERIES_X = 0.05  # below this x = k h the phi functions come from their Taylor 
 _BLOCK = 128  # voxels per work block (buffers are allocated once per block)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _phi(x):  # pragma: no cover - numba
     """E, phi_A, phi_B and their x-derivatives for x = k h >= 0."""
     if x < _SERIES_X:
@@ -61,7 +61,7 @@ def _phi(x):  # pragma: no cover - numba
     return e, pa, pb, dpa, dpb
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def conv_exp(u, h, uniform, k, F, dF, want_d):  # pragma: no cover - numba
     """F = u conv e^{-k t} on the frame grid (exact for piecewise-linear u); dF = dF/dk.
 
@@ -81,7 +81,7 @@ def conv_exp(u, h, uniform, k, F, dF, want_d):  # pragma: no cover - numba
         F[i] = e * F[i - 1] + hi * (pb * u[i - 1] + pa * u[i])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _two_cx(th, g):  # pragma: no cover - numba
     """2CXM bi-exponential: amplitudes/rates and their derivatives w.r.t. (Fp, PS, ve, vp).
 
@@ -124,7 +124,7 @@ def _two_cx(th, g):  # pragma: no cover - numba
         g[16 + m] = dkminus
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _model(code, th, ua, uv, h, uniform, f, J, want_jac, w, g):  # pragma: no cover - numba
     """Evaluate model ``code`` at parameters ``th``: f (T,), J (T, p) if want_jac.
 
@@ -225,7 +225,7 @@ def _model(code, th, ua, uv, h, uniform, f, J, want_jac, w, g):  # pragma: no co
                 J[i, 3] = vp * (ua[i] - uv[i]) + kt * (Fa[i] - Fv[i])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def forward_kernel(code, h, uniform, ua, uv, P, out):  # pragma: no cover - numba
     """out[i] = model(P[i]) for every voxel i; ua/uv have 1 row (shared) or one per voxel."""
     n, T = out.shape
@@ -240,7 +240,7 @@ def forward_kernel(code, h, uniform, ua, uv, P, out):  # pragma: no cover - numb
             _model(code, P[i], ua[ia], uv[iv], h, uniform, out[i], J, False, w, g)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _chol_solve(A, b, x, L, p):  # pragma: no cover - numba
     """Solve A x = b (p x p, symmetric positive definite) by Cholesky; False if not SPD."""
     for j in range(p):
@@ -268,7 +268,7 @@ def _chol_solve(A, b, x, L, p):  # pragma: no cover - numba
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _lm_one(code, h, uniform, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se,
             f, fn, J, Jn, r, w, g, A, JTJ, grad, dlt, L, pn, e):  # pragma: no cover - numba
     """Bounded Levenberg-Marquardt for one voxel. Returns (sse, status)."""
@@ -385,7 +385,7 @@ def _lm_one(code, h, uniform, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se,
     return sse, status
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def lm_kernel(code, h, uniform, ua, uv, Y, P0, lo, hi, max_iter, tol, P, SE, SSE, STATUS):  # pragma: no cover
     """Batched bounded Levenberg-Marquardt over all voxels (rows of Y), parallel over blocks.
 
@@ -418,14 +418,14 @@ def lm_kernel(code, h, uniform, ua, uv, Y, P0, lo, hi, max_iter, tol, P, SE, SSE
             STATUS[i] = st
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _cumtrapz1(y, h, out):  # pragma: no cover - numba
     out[0] = 0.0
     for i in range(1, y.shape[0]):
         out[i] = out[i - 1] + 0.5 * h[i - 1] * (y[i] + y[i - 1])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def linear_kernel(code, h, ua, uv, Y, X):  # pragma: no cover - numba
     """Linear least squares of the model's integral form, per voxel (raw coefficients X).
 
@@ -518,7 +518,7 @@ def linear_kernel(code, h, ua, uv, Y, X):  # pragma: no cover - numba
                 X[k, j] = x[j] / s[j] if ok else np.nan
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def row_stats(Y, sst):  # pragma: no cover - numba
     """Total sum of squares about the mean of every row (NaN for a row holding NaN)."""
     n, T = Y.shape
