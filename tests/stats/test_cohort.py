@@ -61,6 +61,12 @@ def test_d50_matches_mass_dose_p(lesions, ref):
     assert_allclose(dr.d50_ci_gy, dr.d50_gy + np.array([-1, 1]) * 1.959963984540054 * dr.d50_se_gy, rtol=1e-12)
     assert_allclose(dr.probability(dr.d50_gy), 0.5, rtol=1e-12)
     assert dr.ci_method == "delta method"
+    # Fieller bounds: the Wald statistic of b0 + b1 D = 0 equals z(0.975)^2 exactly there
+    for d in dr.d50_ci_fieller_gy:
+        g = np.array([1.0, d])
+        assert_allclose((dr.b0 + dr.b1 * d) ** 2 / (g @ dr.cov @ g), 1.959963984540054**2, rtol=1e-9)
+    lo, hi = dr.d50_ci_fieller_gy
+    assert lo < dr.d50_gy < hi
 
 
 def test_d50_clustered_matches_geepack(lesions, ref):

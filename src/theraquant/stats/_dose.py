@@ -27,6 +27,9 @@ class DoseResponse(SummaryMixin):
         (response does not increase with dose; see ``notes``).
     d50_ci_gy : (float, float)
         95 % CI of D50 by the delta method, Gy.
+    d50_ci_fieller_gy : (float, float)
+        95 % Fieller interval of D50, Gy (asymmetric; NaN when the slope is not significantly
+        positive, where the Fieller set is unbounded).
     gamma50 : float
         Normalised slope at D50, b1 D50 / 4 (dimensionless): the % increase in response
         probability per % increase in dose.
@@ -48,6 +51,7 @@ class DoseResponse(SummaryMixin):
     d50_gy: float
     d50_ci_gy: tuple[float, float]
     d50_se_gy: float
+    d50_ci_fieller_gy: tuple[float, float]
     gamma50: float
     b0: float
     b1: float
@@ -79,13 +83,13 @@ class DoseResponse(SummaryMixin):
         return "\n".join([
             f"Dose-response (logistic) response vs {self.name}   {who}",
             f"method: {self.method}",
-            f"D50 {self.d50_gy:.4g} Gy   95 % CI {fmt_ci(self.d50_ci_gy)} Gy ({self.ci_method})   "
-            f"gamma50 {self.gamma50:.3f}",
+            f"D50 {self.d50_gy:.4g} Gy   95 % CI {fmt_ci(self.d50_ci_gy)} Gy ({self.ci_method}), "
+            f"Fieller {fmt_ci(self.d50_ci_fieller_gy)} Gy   gamma50 {self.gamma50:.3f}",
             f"slope {self.b1:.4g} per Gy (95 % CI {fmt_ci(self.b1_ci)}), p {fmt_p(self.p_slope)}   "
             f"dose range {self.dose_range_gy[0]:.4g}-{self.dose_range_gy[1]:.4g} Gy"]) + notes_text(self.notes)
 
     def to_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in ("d50_gy", "d50_ci_gy", "d50_se_gy", "gamma50", "b0", "b1", "b1_ci",
+        d = {k: getattr(self, k) for k in ("d50_gy", "d50_ci_gy", "d50_se_gy", "d50_ci_fieller_gy", "gamma50", "b0", "b1", "b1_ci",
                                            "p_slope", "method", "ci_method", "n", "n_events", "n_clusters",
                                            "dose_range_gy", "name", "notes")}
         d["curve"] = {"dose_gy": self.curve_dose_gy, "p": self.curve_p, "ci_low": self.curve_ci_low,
@@ -120,13 +124,16 @@ def dose_response(dose_gy: ArrayLike, y: ArrayLike, *, cluster: ArrayLike | None
     D50 = -b0 / b1. Delta method: with g = (-1/b1, b0/b1^2) = (-1/b1, -D50/b1),
     var(D50) = g C g^T = (var b0 + 2 D50 cov(b0, b1) + D50^2 var b1) / b1^2, and the CI is
     D50 -/+ z(0.975) sqrt(var). The delta-method interval is symmetric and can be too narrow
-    when the slope is poorly determined (its CI near 0); a note then says so. gamma50 follows
+    when the slope is poorly determined (its CI near 0); a note then says so. The Fieller
+    interval [3]_ is also given: the doses D where the Wald test of b0 + b1 D = 0 is not rejected,
+    the roots of (b1^2 - z^2 v11) D^2 + 2 (b0 b1 - z^2 v01) D + b0^2 - z^2 v00 = 0. gamma50 follows
     Brahme (1984), doi:10.3109/02841868409136030.
 
     References
     ----------
     .. [1] Oehlert GW. Am Stat 1992;46:27-9 (delta method). doi:10.1080/00031305.1992.10475842
     .. [2] Strigari L, et al. J Nucl Med 2010;51:1377-85 (TCP for 90Y radioembolization). doi:10.2967/jnumed.110.075861
+    .. [3] Fieller EC. J R Stat Soc Suppl 1940;7:1-64. doi:10.2307/2983630
 
     Examples
     --------
@@ -153,6 +160,7 @@ def dose_response(dose_gy: ArrayLike, y: ArrayLike, *, cluster: ArrayLike | None
     lo_d, hi_d = float(d.min()), float(d.max())
     if b1 <= 0:
         d50, se, ci, g50 = float("nan"), float("nan"), (float("nan"), float("nan")), float("nan")
+        fieller = (float("nan"), float("nan"))
         notes.append(f"slope {b1:.3g} per Gy is not positive: response does not increase with dose, D50 undefined")
     else:
         d50 = -b0 / b1
@@ -161,6 +169,15 @@ def dose_response(dose_gy: ArrayLike, y: ArrayLike, *, cluster: ArrayLike | None
         z = sps.norm.ppf(0.975)
         ci = (float(d50 - z * se), float(d50 + z * se))
         g50 = float(b1 * d50 / 4)
+        z2 = z * z
+        qa, qb, qc = b1 * b1 - z2 * cov[1, 1], 2 * (b0 * b1 - z2 * cov[0, 1]), b0 * b0 - z2 * cov[0, 0]
+        disc = qb * qb - 4 * qa * qc
+        if qa > 0 and disc >= 0:
+            r = np.sort((-qb + np.array([-1.0, 1.0]) * np.sqrt(disc)) / (2 * qa))
+            fieller = (float(r[0]), float(r[1]))
+        else:
+            fieller = (float("nan"), float("nan"))
+            notes.append("Fieller interval unbounded: the slope is not significantly positive")
         if not lo_d <= d50 <= hi_d:
             notes.append(f"D50 {d50:.4g} Gy lies outside the observed doses ({lo_d:.4g}-{hi_d:.4g} Gy): extrapolated")
         if fit.coef_ci["dose"][0] <= 0:
@@ -172,7 +189,7 @@ def dose_response(dose_gy: ArrayLike, y: ArrayLike, *, cluster: ArrayLike | None
     z = sps.norm.ppf(0.975)
     expit = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
     return DoseResponse(
-        d50_gy=float(d50), d50_ci_gy=ci, d50_se_gy=se, gamma50=g50, b0=float(b0), b1=float(b1),
+        d50_gy=float(d50), d50_ci_gy=ci, d50_se_gy=se, d50_ci_fieller_gy=fieller, gamma50=g50, b0=float(b0), b1=float(b1),
         b1_ci=fit.coef_ci["dose"], p_slope=float(fit.p["dose"]), cov=cov, method=fit.method,
         n=fit.n_obs, n_events=fit.n_events, n_clusters=fit.n_clusters, dose_range_gy=(lo_d, hi_d),
         curve_dose_gy=grid, curve_p=expit(eta), curve_ci_low=expit(eta - z * se_eta),
