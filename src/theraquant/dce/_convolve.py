@@ -520,7 +520,8 @@ def linear_kernel(code, h, ua, uv, Y, X):  # pragma: no cover - numba
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def row_stats(Y, sst):  # pragma: no cover - numba
-    """Total sum of squares about the mean of every row (NaN for a row holding NaN)."""
+    """Sum of squares about the mean of every row (NaN for a row holding NaN; 0 when the
+    row is constant to rounding, i.e. below 1e-20 of its plain sum of squares)."""
     n, T = Y.shape
     for k in prange(n):
         m = 0.0
@@ -528,7 +529,9 @@ def row_stats(Y, sst):  # pragma: no cover - numba
             m += Y[k, i]
         m /= T
         acc = 0.0
+        tot = 0.0
         for i in range(T):
             d = Y[k, i] - m
             acc += d * d
-        sst[k] = acc
+            tot += Y[k, i] * Y[k, i]
+        sst[k] = acc if (acc > 1e-20 * tot or acc != acc) else 0.0
