@@ -113,6 +113,26 @@ def test_signal_input_with_fixed_t10(tmp_path):
     assert side["Settings"]["tr_s"] == 0.004 and side["Constants"]["r1_per_mM_per_s"] == 4.5
 
 
+def test_t1_map_and_fitted_delay(tmp_path):
+    truth = _truth()
+    t10 = np.random.default_rng(4).uniform(0.6, 1.6, SHAPE)  # s, per voxel
+    ct = dce.simulate(T, "etofts", truth, cp=_cp(), delay=3.0)  # tissue 3 s behind the AIF
+    sig = dce.concentration_to_signal(ct, t10=t10, r1=4.5, tr=0.004, flip_angle=20.0, m0=1000.0)
+    path = write_nifti(Image.from_spacing(sig, 2.0, frame_times_s=T), tmp_path / "sig.nii.gz", dtype=np.float64)
+    t1_path = write_nifti(Image.from_spacing(t10, 2.0), tmp_path / "t1.nii.gz", dtype=np.float64)
+    out = tmp_path / "out"
+    res = _ok(runner.invoke(app, ["dce", "fit", str(path), "--out", str(out), "--input", "signal", "--t1",
+                                  str(t1_path), "--tr", "0.004", "--flip-angle", "20", "--n-baseline", "3",
+                                  "--aif-delay", "15", "--delay", "fit"]))
+    # noiseless: the delay is found to a small fraction of the 5 s frame (measured worst 0.002 s) and
+    # Ktrans to 0.08 % through the per-voxel T10 conversion; bounds 10x those
+    assert_allclose(read_nifti(out / "delay.nii.gz").array, 3.0, atol=0.02)
+    assert_allclose(read_nifti(out / "Ktrans.nii.gz").array, truth["Ktrans"], rtol=0.01)
+    side = json.loads((out / "dce_fit.json").read_text())
+    assert side["Settings"]["delay"] == "fit" and side["Settings"]["t1_map"] == str(t1_path)
+    assert "delay" in res.stdout
+
+
 def _write_mr_series(folder: Path, signal: np.ndarray, times_s: np.ndarray, *, tr_ms: float, flip: float):
     """A tiny dynamic MR series: one uint16 file per slice and frame, AcquisitionTime per frame."""
     from pydicom.dataset import Dataset, FileMetaDataset
@@ -163,9 +183,10 @@ def test_dicom_dce_series_read_and_fitted(tmp_path):
     side = json.loads((out / "dce_fit.json").read_text())
     assert side["Settings"]["tr_s"] == pytest.approx(0.005) and side["Settings"]["flip_angle_deg"] == 15.0
     assert side["Settings"]["acquisition_from"] == "DICOM headers"
-    # signal rounded to integers (baseline ~3,700 counts): measured deviation < 0.3 %, bound 1 %
-    assert_allclose(read_nifti(out / "Ktrans.nii.gz").array, truth["Ktrans"], rtol=1e-2)
-    assert_allclose(read_nifti(out / "ve.nii.gz").array, truth["ve"], rtol=1e-2)
+    # signal rounded to integers (baseline ~3,700 counts): measured worst deviation 0.014 % (Ktrans,
+    # ve); bound 0.2 %
+    assert_allclose(read_nifti(out / "Ktrans.nii.gz").array, truth["Ktrans"], rtol=2e-3)
+    assert_allclose(read_nifti(out / "ve.nii.gz").array, truth["ve"], rtol=2e-3)
 
 
 # ---------------------------------------------------------------- bad input: exit 1, one line
