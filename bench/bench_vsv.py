@@ -3,10 +3,11 @@
 Run: python bench/bench_vsv.py [--repeat N]
 Same map, same kernel, same run, float64 throughout:
   * baseline: ``scipy.signal.fftconvolve(tia, kernel, mode="same")`` (float64),
-  * theraquant: ``dosimetry._convolve.convolve_same`` (the engine of ``absorbed_dose``: scipy.fft
-    real transforms with workers=-1, next_fast_len padding to n + m//2, the even kernel's real
-    spectrum from separable cosine sums, zero rows skipped forward and only the needed output
-    rows transformed back), and the full ``absorbed_dose`` call (input checks, kernel, units).
+  * theraquant: ``dosimetry._convolve.convolve_same`` (the engine of ``absorbed_dose``: crop to
+    the non-zero bounding box plus the kernel's reach, scipy.fft real transforms with
+    workers=-1, next_fast_len padding to n + m//2, the even kernel's real spectrum from
+    separable cosine sums, the inverse axis by axis keeping only the needed output rows), and
+    the full ``absorbed_dose`` call (input checks, kernel construction, unit scaling).
 Peak memory: each method runs once more in a fresh subprocess; the figure is the peak resident
 set size (VmHWM) minus the resident size just before the call (the map itself excluded).
 Target (issue #5): >= 2.5x fftconvolve, agreement to 1e-5 of the maximum dose.

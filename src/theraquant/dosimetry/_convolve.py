@@ -29,10 +29,12 @@ def convolve_same(values: NDArray[np.float64], kernel: NDArray[np.float64], *,
                   workers: int = -1) -> NDArray[np.float64]:
     """Linear convolution of `values` with an odd-sized centred kernel, same shape as `values`.
 
-    Zero padding to ``n + m // 2`` (rounded up to a fast FFT length) per axis: enough to make
-    the circular convolution linear for every output voxel. Real transforms (scipy.fft, all
-    cores), the kernel spectrum computed by separable cosine sums when the kernel is even,
-    zero rows skipped on the forward pass and only the needed rows kept on the inverse pass.
+    Only the bounding box of the non-zero voxels, widened by the kernel's half-size, is
+    transformed (outside it the result is exactly 0). Zero padding to ``n + m // 2`` (rounded
+    up to a fast FFT length) per axis: enough to make the circular convolution linear for
+    every output voxel. Real transforms (scipy.fft, all cores); the kernel spectrum from
+    separable cosine sums when the kernel is even (no transform of the padded kernel); the
+    inverse axis by axis, keeping only the needed output rows before the next axis.
 
     Parameters
     ----------
@@ -96,9 +98,7 @@ def _convolve_full(a: NDArray[np.float64], k: NDArray[np.float64], workers: int)
         idx = [np.arange(-(m // 2), m // 2 + 1) % L for m, L in zip(k.shape, shape)]
         kp[np.ix_(*idx)] = k
         spec = sfft.rfftn(kp, workers=workers)
-    x = sfft.rfft(a, n=L2, axis=2, workers=workers)
-    x = sfft.fft(x, n=L1, axis=1, workers=workers, overwrite_x=True)
-    x = sfft.fft(x, n=L0, axis=0, workers=workers, overwrite_x=True)
+    x = sfft.rfftn(a, s=shape, workers=workers)  # one multi-axis pass beats staged 1-D passes here
     x *= spec
     x = sfft.ifft(x, axis=0, workers=workers, overwrite_x=True)[:n0]
     x = sfft.ifft(x, axis=1, workers=workers, overwrite_x=True)[:, :n1]
