@@ -202,7 +202,8 @@ def _fit_chunked(
         pending_ct = [ct_all[start:]] if start < n_pending else []
         n_pending -= start
 
-    for i0 in range(0, lead_it[0], rows):
+    def _prepare(i0: int):
+        """Slab ``i0``: the masked curves to fit (float64), their flat indices, and skip counts."""
         i1 = min(i0 + rows, lead_it[0])
         base = i0 * plane
         n_slab = (i1 - i0) * plane
@@ -210,7 +211,7 @@ def _fit_chunked(
         if m_flat is not None:
             sel = np.flatnonzero(m_flat[base:base + n_slab])
             if sel.size == 0:
-                continue
+                return None
         # one pass: read the slab (a strided gather from a memory map) straight into float64
         slab = np.empty((i1 - i0, *lead_it[1:], n_t), dtype=np.float64)
         slab[...] = ct[i0:i1]
@@ -239,11 +240,20 @@ def _fit_chunked(
         with np.errstate(invalid="ignore"):
             constant = row_finite & (curves.max(axis=1) == curves.min(axis=1))
         keep = row_finite & ~constant
+        n_bad = int(idx.size - np.count_nonzero(row_finite))
+        n_const = int(np.count_nonzero(constant))
         if not keep.all():
-            n_nonfinite += int(idx.size - np.count_nonzero(row_finite))
-            n_constant += int(np.count_nonzero(constant))
-            n_done += int(idx.size - np.count_nonzero(keep))
             curves, idx = curves[keep], idx[keep]
+        return idx, curves, n_bad, n_const
+
+    for i0 in range(0, lead_it[0], rows):
+        item = _prepare(i0)
+        if item is None:
+            continue
+        idx, curves, n_bad, n_const = item
+        n_nonfinite += n_bad
+        n_constant += n_const
+        n_done += n_bad + n_const
         if idx.size:
             pending_idx.append(idx)
             pending_ct.append(curves)
