@@ -99,6 +99,21 @@ def test_roi_aif_from_a_mask_label(tmp_path):
     assert 9 not in pd.read_csv(out / "summary.csv")["label"].tolist()
 
 
+def test_no_mask_fits_every_voxel_and_background_is_failed(tmp_path):
+    truth = _truth()
+    ct = dce.simulate(T, "etofts", truth, cp=_cp())
+    ct[0, 0, :3] = 0.0  # three background voxels: no enhancement at all
+    path = write_nifti(Image.from_spacing(ct, 2.0, frame_times_s=T), tmp_path / "c.nii.gz")
+    out = tmp_path / "out"
+    _ok(runner.invoke(app, ["dce", "fit", str(path), "--out", str(out), "--aif-delay", "15"]))
+    k = read_nifti(out / "Ktrans.nii.gz").array
+    assert np.all(np.isnan(k[0, 0, :3])) and np.all(np.isfinite(k[0, 0, 3:]))
+    assert json.loads((out / "dce_fit.json").read_text())["Counts"]["failed"] == 3
+    row = pd.read_csv(out / "summary.csv").query("parameter == 'Ktrans'").iloc[0]
+    assert row["name"] == "all voxels" and row["n_voxels"] == 40
+    assert row["failed_fraction"] == pytest.approx(3 / 40)
+
+
 def test_signal_input_with_fixed_t10(tmp_path):
     truth = _truth()
     ct = dce.simulate(T, "etofts", truth, cp=_cp())

@@ -345,10 +345,10 @@ def _dce_fit_run(input_path: Path, out_dir: Path, *, mask: Optional[Path] = None
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
         written = list(pool.map(write_map, names_out))
     t_write = time.perf_counter() - t_start - t_fit
-    summary_labels = labels if labels is not None else np.asarray(res["success"], dtype=np.int32)
+    summary_labels = labels if labels is not None else np.ones(image.shape, dtype=np.int32)
     names = dict(label_names or {})
     if labels is None:
-        names.setdefault(1, "fitted voxels")
+        names.setdefault(1, "all voxels")
     elif roi_labels:
         summary_labels = np.where(np.isin(labels, roi_labels), 0, labels)
     summarised = [k for k in names_out if k not in ("success", "aic") and not k.endswith("_se")]
@@ -415,7 +415,8 @@ def dce_fit(
                                       help="4-D NIfTI (frame times from its JSON sidecar) or DICOM DCE series folder."),
     out_dir: Path = typer.Option(..., "--out", help="Output folder for the maps, sidecar and summary."),
     mask: Optional[Path] = typer.Option(None, "--mask", help="Label image (NIfTI): non-zero voxels are fitted "
-                                        "and summarised per label."),
+                                        "and summarised per label (names from a 'LabelNames' key in its "
+                                        "JSON sidecar)."),
     t1: Optional[Path] = typer.Option(None, "--t1", help="T10 map in s (NIfTI), for --input signal."),
     t10: Optional[float] = typer.Option(None, "--t10", help="Fixed T10 in s, for --input signal."),
     aif: str = typer.Option("parker", "--aif", help=f"Input function: {', '.join(_DCE_AIFS)}, or a text file "
