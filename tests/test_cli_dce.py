@@ -73,7 +73,7 @@ def test_fit_nifti_writes_maps_sidecar_and_summary(tmp_path):
     assert side["Settings"]["model"] == "etofts" and side["Settings"]["hct"] == HCT
     assert side["Units"]["Ktrans"] == "1/min" and len(side["Inputs"]) == 2
     assert_allclose(side["FrameTimes_s"], T)
-    assert side["Counts"] == {"voxels": 40, "fitted": 40, "failed": 0, "nonfinite": 0}
+    assert side["Counts"] == {"voxels": 40, "fitted": 40, "failed": 0, "nonfinite": 0, "constant": 0}
     tab = pd.read_csv(out / "summary.csv")
     kt = tab[tab["parameter"] == "Ktrans"].set_index("label")
     assert list(kt.index) == [1, 2] and list(kt["name"]) == ["liver", "lesion"]

@@ -205,6 +205,8 @@ def _dce_fit_run(input_path: Path, out_dir: Path, *, mask: Optional[Path] = None
         raise TheraquantError(f"--input must be 'concentration' or 'signal', got {input_kind!r}")
     if not 0.0 <= hct < 1.0:
         raise TheraquantError(f"--hct must be a fraction in [0, 1), got {hct!r}")
+    if t10 is not None and not 0.0 < t10 < 100.0:
+        raise TheraquantError(f"--t10 must be a positive T1 in s (e.g. 1.4), got {t10!r}")
     fit_delay = _dce_parse_delay(delay)
 
     image = _dce_read_input(input_path)
@@ -326,8 +328,8 @@ def _dce_fit_run(input_path: Path, out_dir: Path, *, mask: Optional[Path] = None
         "input": str(input_path), "input_kind": input_kind, "mask": str(mask) if mask else None,
         "model": model, "method": method, "delay": fit_delay, **aif_info,
         "t1_map": str(t1) if t1 else None, "t10_s": t10, "r1_per_mM_per_s": r1 if input_kind == "signal" else None,
-        "tr_s": tr, "flip_angle_deg": flip_angle,
-        "acquisition_from": acq_from if input_kind == "signal" else None, "n_baseline": n_baseline if input_kind == "signal" else None,
+        "tr_s": tr, "flip_angle_deg": flip_angle, "acquisition_from": acq_from,
+        "n_baseline": n_baseline if input_kind == "signal" else None,
         "frame_times_from": t_origin, "chunk_voxels": chunk_voxels, "compress": compress,
         "fit": dict(res.settings),
     }
@@ -363,7 +365,7 @@ def _dce_fit_run(input_path: Path, out_dir: Path, *, mask: Optional[Path] = None
         FrameTimes_s=t, InputFunction_mM={"plasma_arterial": cp, **({"plasma_portal": cp_portal}
                                                                     if cp_portal is not None else {})},
         Counts={"voxels": res.n_voxels, "fitted": res.n_fitted, "failed": res.n_failed,
-                "nonfinite": res.n_nonfinite},
+                "nonfinite": res.n_nonfinite, "constant": res.n_constant},
         Maps=[p.name for p in written], Summary=summary_csv.name, FitSeconds=round(t_fit, 3),
         WriteSeconds=round(t_write, 3))
     written.append(write_json(record, out_dir / "dce_fit.json"))

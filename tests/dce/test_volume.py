@@ -122,6 +122,14 @@ def test_constant_curves_are_skipped_and_counted():
     assert not res["success"][0, 1].any() and np.isnan(res["mean"][1, 2, 3])
 
 
+def test_nothing_to_fit_raises():
+    ct = np.zeros((2, 3, 4, T))
+    ct[0, 0, 0, 3] = np.nan
+    with pytest.raises(TheraquantError, match=r"no voxel could be fitted: of 24 selected, 1 have NaN/inf "
+                                              r"samples and 23 are constant in time"):
+        _fit_chunked(ct, T, _toy_fit())
+
+
 def test_single_curve_and_one_dimensional_leading_shape():
     curves = _volume((9,))
     res = _fit_chunked(curves, T, _toy_fit(), chunk_voxels=4)

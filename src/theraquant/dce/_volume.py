@@ -260,6 +260,11 @@ def _fit_chunked(
             n_pending += idx.size
         _flush(final=False)
     _flush(final=True)
+    if n_fitted == 0:
+        raise TheraquantError(
+            f"no voxel could be fitted: of {n_sel} selected, {n_nonfinite} have NaN/inf samples and "
+            f"{n_constant} are constant in time; check the mask, the frame data and the signal-to-"
+            "concentration settings (T10, TR, flip angle)")
     if progress is not None and n_done < n_sel:
         progress(n_sel, n_sel)  # everything left was skipped as non-finite
 
