@@ -111,14 +111,14 @@ for k in res:
 """
 
 
-def accuracy(out_dir: Path, truth: dict) -> dict:
+def accuracy(out_dir: Path, truth: dict, ext: str = ".nii.gz") -> dict:
     from theraquant.io import read_nifti
 
     acc = {}
     for k in ("Ktrans", "ve", "vp"):
-        est = np.asarray(read_nifti(out_dir / f"{k}.nii.gz").array, dtype=np.float64)
+        est = np.asarray(read_nifti(out_dir / f"{k}{ext}").array, dtype=np.float64)
         acc[k] = float(np.nanmedian(np.abs(est - truth[k])))
-    ok = np.asarray(read_nifti(out_dir / "success.nii.gz").array) > 0
+    ok = np.asarray(read_nifti(out_dir / f"success{ext}").array) > 0
     acc["success_fraction"] = float(ok.mean())
     return acc
 
@@ -129,6 +129,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--chunk-voxels", type=int, default=65536)
     ap.add_argument("--compare-unchunked", action="store_true")
+    ap.add_argument("--also-uncompressed", action="store_true",
+                    help="also time `dce fit --no-compress` (maps as .nii)")
     ap.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: a temp dir)")
     a = ap.parse_args()
 
@@ -153,13 +155,16 @@ def main() -> None:
                "--model", "etofts", "--aif", "parker", "--aif-delay", "15", "--overwrite"])
 
     rows = []
-    r = run_child([sys.executable, "-c", CLI, "dce", "fit", str(nii), "--out", str(work / "maps"), "--model",
-                   "etofts", "--aif", "parker", "--aif-delay", "15", "--chunk-voxels", str(a.chunk_voxels),
-                   "--overwrite"])
-    side = json.loads((work / "maps" / "dce_fit.json").read_text())
-    r.update(name=f"theraquant dce fit (chunked, {a.chunk_voxels} curves/chunk)", fit_s=side["FitSeconds"],
-             **accuracy(work / "maps", truth))
-    rows.append(r)
+    for compress in (True, False) if a.also_uncompressed else (True,):
+        maps = work / ("maps" if compress else "maps_nii")
+        r = run_child([sys.executable, "-c", CLI, "dce", "fit", str(nii), "--out", str(maps), "--model",
+                       "etofts", "--aif", "parker", "--aif-delay", "15", "--chunk-voxels", str(a.chunk_voxels),
+                       "--overwrite", "--compress" if compress else "--no-compress"])
+        side = json.loads((maps / "dce_fit.json").read_text())
+        r.update(name=f"theraquant dce fit (chunked, {a.chunk_voxels} curves/chunk, maps "
+                      f"{'.nii.gz' if compress else '.nii'})", fit_s=side["FitSeconds"],
+                 **accuracy(maps, truth, ".nii.gz" if compress else ".nii"))
+        rows.append(r)
     if a.compare_unchunked:
         r = run_child([sys.executable, "-c", UNCHUNKED, str(nii), str(work / "maps_unchunked")])
         r.update(name="unchunked: whole volume float64, one dce.fit call", fit_s=float("nan"),

@@ -321,7 +321,7 @@ def fit_volume(
         Voxels to fit (non-zero), on the grid of ``ct``'s leading axes;
         default every voxel.
     method : str
-        Passed to :func:`theraquant.dce.fit` (``"nlls"`` or ``"llsq"``...).
+        Passed to :func:`theraquant.dce.fit`: ``"nlls"`` (default) or ``"linear"``.
     chunk_voxels : int
         Curves per call of the fit (default 65536): peak memory grows with
         it, speed saturates beyond a few thousand.
