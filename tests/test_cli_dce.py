@@ -273,3 +273,9 @@ def test_demo_runs_and_writes_maps_summary_and_figure(tmp_path):
     for p in ("Ktrans", "ve", "fa"):
         assert abs(tab.loc[("liver", p), "median_rel_error"]) < 0.03, p
     assert "demo.png" in res.stdout
+
+
+@pytest.mark.parametrize("command", [["dce", "fit"], ["demo"]])
+def test_help(command):
+    res = _ok(runner.invoke(app, [*command, "--help"]))
+    assert "--out" in res.stdout
