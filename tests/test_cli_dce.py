@@ -202,6 +202,17 @@ def test_dicom_dce_series_read_and_fitted(tmp_path):
     # ve); bound 0.2 %
     assert_allclose(read_nifti(out / "Ktrans.nii.gz").array, truth["Ktrans"], rtol=2e-3)
     assert_allclose(read_nifti(out / "ve.nii.gz").array, truth["ve"], rtol=2e-3)
+    # a second series in the same folder: the series must be chosen
+    _write_mr_series(tmp_path / "other", np.rint(sig), T, tr_ms=5.0, flip=15.0)
+    for f in (tmp_path / "other").iterdir():
+        f.rename(folder / f"B{f.name}")
+    res = runner.invoke(app, ["dce", "fit", str(folder), "--out", str(tmp_path / "o2"), "--input", "signal",
+                              "--t10", "1.4"])
+    assert res.exit_code == 1 and "holds 2 series" in res.stderr and "pass --series-uid" in res.stderr
+    uid = str(img.meta["headers"][0][0].SeriesInstanceUID)
+    _ok(runner.invoke(app, ["dce", "fit", str(folder), "--out", str(tmp_path / "o3"), "--input", "signal",
+                            "--t10", "1.4", "--n-baseline", "3", "--aif-delay", "15", "--series-uid", uid]))
+    assert_allclose(read_nifti(tmp_path / "o3" / "Ktrans.nii.gz").array, truth["Ktrans"], rtol=2e-3)
 
 
 # ---------------------------------------------------------------- bad input: exit 1, one line

@@ -120,12 +120,19 @@ def _dce_frame_times(image, frame_times: Optional[str], dt: Optional[float], sou
     return t, origin
 
 
-def _dce_read_input(path: Path):
+def _dce_read_input(path: Path, series_uid: Optional[str] = None):
     from .io import read_dicom_series, read_nifti
 
     if not path.exists():
         raise TheraquantError(f"{path}: no such file or directory; give a 4-D NIfTI or a DICOM series folder")
-    image = read_dicom_series(path) if path.is_dir() else read_nifti(path, mmap=True)
+    if path.is_dir():
+        try:
+            image = read_dicom_series(path, series_uid=series_uid)
+        except TheraquantError as exc:
+            raise TheraquantError(str(exc).replace("pass series_uid= to choose one", "pass --series-uid to "
+                                                   "choose one")) from exc
+    else:
+        image = read_nifti(path, mmap=True)
     if image.array.ndim != 4 or image.n_frames < 3:
         raise TheraquantError(f"{path.name}: image of shape {image.array.shape} is not a dynamic series; "
                               "dce fit needs a 4-D (z, y, x, t) image with one frame per time point")
@@ -172,7 +179,7 @@ def _dce_fit_run(input_path: Path, out_dir: Path, *, mask: Optional[Path] = None
                  flip_angle: Optional[float] = None, n_baseline: int = 5, delay: str = "0",
                  frame_times: Optional[str] = None, dt: Optional[float] = None, method: str = "nlls",
                  chunk_voxels: int = 65536, compress: bool = True, overwrite: bool = False, label_names=None,
-                 quiet: bool = False):
+                 series_uid: Optional[str] = None, quiet: bool = False):
     """The whole of ``theraquant dce fit``; returns (VolumeFit, summary DataFrame, written paths)."""
     import os
     import time
@@ -209,7 +216,7 @@ def _dce_fit_run(input_path: Path, out_dir: Path, *, mask: Optional[Path] = None
         raise TheraquantError(f"--t10 must be a positive T1 in s (e.g. 1.4), got {t10!r}")
     fit_delay = _dce_parse_delay(delay)
 
-    image = _dce_read_input(input_path)
+    image = _dce_read_input(input_path, series_uid)
     acq_from = None
     if input_kind == "signal":
         tr, flip_angle, acq_from = _dce_acquisition(image, tr, flip_angle)
@@ -331,6 +338,7 @@ def _dce_fit_run(input_path: Path, out_dir: Path, *, mask: Optional[Path] = None
         "tr_s": tr, "flip_angle_deg": flip_angle, "acquisition_from": acq_from,
         "n_baseline": n_baseline if input_kind == "signal" else None,
         "frame_times_from": t_origin, "chunk_voxels": chunk_voxels, "compress": compress,
+        "series_uid": series_uid,
         "fit": dict(res.settings),
     }
     units = {k: res.units.get(k) or UNITS.get(k, "") for k in res}
@@ -442,6 +450,8 @@ def dce_fit(
     dt: Optional[float] = typer.Option(None, "--dt", help="Uniform frame interval, s (overrides the input's)."),
     method: str = typer.Option("nlls", "--method", help="Fit method passed to theraquant.dce.fit."),
     chunk_voxels: int = typer.Option(65536, "--chunk-voxels", help="Curves per batched fit (memory bound)."),
+    series_uid: Optional[str] = typer.Option(None, "--series-uid", help="SeriesInstanceUID to read when the "
+                                             "DICOM folder holds several series."),
     compress: bool = typer.Option(True, "--compress/--no-compress", help="Write maps as .nii.gz (or .nii: "
                                   "faster for whole volumes; noisy float32 maps shrink only ~10 %)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out folder."),
@@ -451,7 +461,7 @@ def dce_fit(
         input_path, out_dir, mask=mask, t1=t1, t10=t10, aif=aif, aif_roi=aif_roi, aif_delay=aif_delay,
         portal=portal, hct=hct, model=model, input_kind=input_kind, r1=r1, tr=tr, flip_angle=flip_angle,
         n_baseline=n_baseline, delay=delay, frame_times=frame_times, dt=dt, method=method,
-        chunk_voxels=chunk_voxels, compress=compress, overwrite=overwrite)
+        chunk_voxels=chunk_voxels, compress=compress, overwrite=overwrite, series_uid=series_uid)
     shown = [k for k in res if k not in ("success", "aic", "delay") and not k.endswith("_se")]
     shown += ["delay"] if delay.strip().lower() == "fit" else []
     _print_summary(summary[summary["parameter"].isin(shown)],
