@@ -88,13 +88,15 @@ def interleaved(funcs: dict, repeat: int) -> dict:
     """Best time of each function over `repeat` rounds, the methods alternating within a round
     (this workplace's 2 cores are shared: alternating exposes every method to the same load)."""
     times = {k: [] for k in funcs}
+    cpu = {k: [] for k in funcs}
     results = {}
     for _ in range(repeat):
         for name, f in funcs.items():
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             results[name] = f()
             times[name].append(time.perf_counter() - t0)
-    return {k: (min(v), float(np.median(v)), results[k]) for k, v in times.items()}
+            cpu[name].append(time.process_time() - c0)
+    return {k: (min(v), float(np.median(v)), min(cpu[k]), results[k]) for k, v in times.items()}
 
 
 def main() -> None:
@@ -108,8 +110,9 @@ def main() -> None:
         return
     print(f"# {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; python "
           f"{platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}; best of {args.repeat}")
-    print("| 256^3 map, voxel size | method | best time (s) | voxels/s | peak extra memory (MiB) | speed-up | max abs diff / max dose |")
-    print("|---|---|---|---|---|---|---|")
+    print("| 256^3 map, voxel size | method | best wall time (s) | CPU time (s, all threads) | voxels/s (best) | "
+          "peak extra memory (MiB) | speed-up: best (median) | max abs diff / max dose |")
+    print("|---|---|---|---|---|---|---|---|")
     for case, (kind, sp) in CASES.items():
         tia = activity_map(kind)
         k = voxel_kernel(sp).values
@@ -118,14 +121,15 @@ def main() -> None:
             "theraquant convolve_same": lambda: convolve_same(tia, k * 1e-9),
             "theraquant absorbed_dose (full call)": lambda: np.asarray(absorbed_dose(tia, sp)),
         }, args.repeat)
-        t_ref, _, ref = res["scipy.signal.fftconvolve"]
+        t_ref, t_ref_med, c_ref, ref = res["scipy.signal.fftconvolve"]
         dmax = float(ref.max())
         keys = {"scipy.signal.fftconvolve": "fftconvolve", "theraquant convolve_same": "convolve_same",
                 "theraquant absorbed_dose (full call)": "absorbed_dose"}
-        for name, (t, t_med, out) in res.items():
+        for name, (t, t_med, c, out) in res.items():
             diff = float(np.abs(out - ref).max()) / dmax
-            print(f"| {case} | {name} | {t:.3f} (median {t_med:.3f}) | {N**3 / t:.3g} | "
-                  f"{peak_mib(keys[name], case):.0f} | {t_ref / t:.2f}x | {diff:.1e} |")
+            print(f"| {case} | {name} | {t:.3f} (median {t_med:.3f}) | {c:.2f} | {N**3 / t:.3g} | "
+                  f"{peak_mib(keys[name], case):.0f} | {t_ref / t:.2f}x (median {t_ref_med / t_med:.2f}x) | "
+                  f"{diff:.1e} |")
 
 
 if __name__ == "__main__":
