@@ -25,8 +25,8 @@ class DoseMap(np.ndarray):
 
     Use it as a plain float64 array; ``.provenance`` (dict) records the method, nuclide
     constants, k, density and kernel, and ``.unit`` is ``"Gy"``. Views and slices keep the
-    record; arithmetic results are plain arrays of the same type, so take the record from
-    the array that :func:`absorbed_dose` returned.
+    record; results of arithmetic and ufuncs (``dose * 2``, ``np.sum(dose)``) are plain
+    ndarrays or floats, since the record no longer describes them.
     """
 
     provenance: dict[str, Any]
@@ -41,6 +41,10 @@ class DoseMap(np.ndarray):
     def __array_finalize__(self, obj: Any) -> None:
         self.provenance = getattr(obj, "provenance", {})
         self.unit = getattr(obj, "unit", "Gy")
+
+    def __array_wrap__(self, obj: Any, context: Any = None, return_scalar: bool = False) -> Any:
+        out = np.asarray(obj).view(np.ndarray)
+        return out[()] if return_scalar else out
 
 
 def _check_map(values: ArrayLike, name: str, *, ndim: int | None = 3) -> NDArray[np.float64]:
