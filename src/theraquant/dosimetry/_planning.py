@@ -11,11 +11,9 @@ from ..errors import TheraquantError
 __all__ = ["mird_single_compartment", "partition_model"]
 
 
-def _positive(name: str, value: float | None, *, allow_none: bool = False) -> float | None:
-    if value is None and allow_none:
-        return None
+def _positive(name: str, value: float | None) -> float:
     try:
-        v = float(value)  # type: ignore[arg-type]
+        v = float(value)  # type: ignore[arg-type]  # float(None) raises TypeError: caught
     except (TypeError, ValueError):
         raise TheraquantError(f"{name} must be a positive number, got {value!r}") from None
     if not (math.isfinite(v) and v > 0):
@@ -81,10 +79,10 @@ def mird_single_compartment(*, liver_mass_kg: float, activity_gbq: float | None 
     _one_of(activity_gbq, dose_gy, "activity_gbq", "dose_gy")
     if activity_gbq is not None:
         a = _positive("activity_gbq", activity_gbq)
-        d = kk * a * (1.0 - lsf) / m  # type: ignore[operator]
+        d = kk * a * (1.0 - lsf) / m
     else:
         d = _positive("dose_gy", dose_gy)
-        a = d * m / (kk * (1.0 - lsf))  # type: ignore[operator]
+        a = d * m / (kk * (1.0 - lsf))
     return MappingProxyType({"activity_GBq": a, "dose_Gy": d, "liver_mass_kg": m,
                              "lung_shunt_fraction": lsf, "k_Gy_kg_per_GBq": kk})
 
@@ -139,16 +137,16 @@ def partition_model(*, tumour_mass_kg: float, normal_liver_mass_kg: float, tn_ra
     kk = _positive("k", k)
     lsf = _fraction("lung_shunt_fraction", lung_shunt_fraction)
     _one_of(activity_gbq, tumour_dose_gy, "activity_gbq", "tumour_dose_gy")
-    tumour_share = tn * mt / (tn * mt + mn)  # type: ignore[operator]
+    tumour_share = tn * mt / (tn * mt + mn)
     if activity_gbq is not None:
         a = _positive("activity_gbq", activity_gbq)
     else:
         dt = _positive("tumour_dose_gy", tumour_dose_gy)
-        a = dt * mt / (kk * (1.0 - lsf) * tumour_share)  # type: ignore[operator]
-    at = a * (1.0 - lsf) * tumour_share  # type: ignore[operator]
-    an = a * (1.0 - lsf) * (1.0 - tumour_share)  # type: ignore[operator]
-    al = a * lsf  # type: ignore[operator]
+        a = dt * mt / (kk * (1.0 - lsf) * tumour_share)
+    at = a * (1.0 - lsf) * tumour_share
+    an = a * (1.0 - lsf) * (1.0 - tumour_share)
+    al = a * lsf
     return MappingProxyType({
-        "activity_GBq": a, "D_tumour_Gy": kk * at / mt, "D_normal_liver_Gy": kk * an / mn,  # type: ignore[operator]
-        "D_lung_Gy": kk * al / ml, "A_tumour_GBq": at, "A_normal_liver_GBq": an, "A_lung_GBq": al,  # type: ignore[operator]
+        "activity_GBq": a, "D_tumour_Gy": kk * at / mt, "D_normal_liver_Gy": kk * an / mn,
+        "D_lung_Gy": kk * al / ml, "A_tumour_GBq": at, "A_normal_liver_GBq": an, "A_lung_GBq": al,
         "tn_ratio": tn, "lung_shunt_fraction": lsf, "k_Gy_kg_per_GBq": kk})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -236,7 +236,8 @@ def fit_tac(times_h: ArrayLike, activity_mbq: ArrayLike, *, nuclide: str, model:
     Least squares on activity by a batched Levenberg-Marquardt over all TACs at once (log
     parameters keep amplitudes positive and rates above physical decay), several starts.
     Selection: AIC = n ln(RSS/n) + 2k or the corrected AICc = AIC + 2k(k+1)/(n-k-1), the same
-    criterion for every candidate (a mix would favour the model without the correction); RSS is floored at (1e-9 max A)^2 n so that exact fits tie and the simpler model wins.
+    criterion for every candidate (a mix would favour the model without the correction); RSS is
+    floored at (1e-9 max A)^2 n so that exact fits tie and the simpler model wins.
     TIA = sum_j c_j / lambda_j. Fallback when every fit fails: trapezoid rule with the activity
     held at A(t1) from 0 to t1 and a physical-decay tail A(tn) / lambda_phys.
 
