@@ -8,6 +8,7 @@ vsv_crosscheck_values.csv (DPM Monte Carlo 4 x 4 x 3 mm value).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from scipy.signal import fftconvolve
 
 from theraquant import dosimetry as dm
 from theraquant.dosimetry._kernels import _loglog
+from theraquant.errors import TheraquantError
 
 MEV_J = 1.602176634e-13
 SIZES = (2.21, 2.33, 2.4, 3.0, 3.59, 3.9, 4.0, 4.42, 4.8, 5.0, 6.0, 6.8, 9.28)
@@ -201,3 +203,21 @@ def test_kernel_continuous_across_method_switch(original_table, spacing, h_table
     assert k[c] == pytest.approx(ref[5, 5, 5], rel=0.015)
     assert k[c[0] + 1, c[1], c[2]] == pytest.approx(ref[6, 5, 5], rel=0.015)
     assert k[c[0], c[1], c[2] + 1] == pytest.approx(ref[5, 5, 6], rel=0.015)
+
+
+def test_pytheranostics_lu177_kernel_reproduces_readme_numbers():
+    # README section 3 (PyTheranostics 0.1 kernel, Apache-2.0): centre 0.2066, first neighbour
+    # 0.00226, whole-kernel sum 0.2400 mGy/(MBq s); the shipped copy is symmetrised (<= 3e-5 of max)
+    raw = np.fromfile(Path(__file__).resolve().parents[1] / "data" / "nm" / "dvk_pytheranostics_lu177"
+                      / "DK_softtissueICRP_mGyperMBqs.img", dtype="<f4").reshape(51, 51, 51)
+    tia = np.zeros((51, 51, 51))
+    tia[25, 25, 25] = 1e6
+    dose = np.asarray(dm.absorbed_dose(tia, (4.7952,) * 3, nuclide="Lu-177", kernel="pytheranostics")) * 1e3
+    assert dose[25, 25, 25] == pytest.approx(0.2066, abs=5e-5)
+    assert dose[25, 25, 26] == pytest.approx(0.00226, abs=5e-6)
+    assert dose.sum() == pytest.approx(0.2400, abs=5e-5)
+    np.testing.assert_allclose(dose, raw, rtol=0, atol=3.1e-5 * raw.max())
+    with pytest.raises(TheraquantError, match="4.7952 mm cubic voxels only"):
+        dm.absorbed_dose(tia, (4.42,) * 3, nuclide="Lu-177", kernel="pytheranostics")
+    with pytest.raises(TheraquantError, match="Lu-177 in soft tissue only"):
+        dm.absorbed_dose(tia, (4.7952,) * 3, kernel="pytheranostics")

@@ -10,7 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 from ..errors import TheraquantError
 from ..provenance import provenance
 from ._convolve import convolve_same
-from ._kernels import KERNEL_DENSITY_G_ML, check_spacing, voxel_kernel
+from ._kernels import check_spacing, voxel_kernel
 from ._nuclides import MEV_TO_J, get_nuclide
 
 __all__ = ["DoseMap", "absorbed_dose", "permanent_implant_tia", "calibrate_activity",
@@ -200,7 +200,7 @@ def calibrate_activity(counts: ArrayLike, *, administered_bq: float, residual_fr
 
 def absorbed_dose(tia_bq_s: ArrayLike, spacing_mm: tuple[float, float, float], *, nuclide: str = "Y-90",
                   method: str = "vsv", k: float = Y90_K_GY_KG_PER_GBQ, density: ArrayLike | None = None,
-                  tissue: str = "soft", workers: int = -1) -> DoseMap:
+                  tissue: str = "soft", kernel: str = "lanconelli", workers: int = -1) -> DoseMap:
     """Absorbed dose per voxel from the time-integrated activity per voxel, Gy.
 
     Parameters
@@ -226,6 +226,10 @@ def absorbed_dose(tia_bq_s: ArrayLike, spacing_mm: tuple[float, float, float], *
         multiplied by 1.04/density (or 1.85/density for ``tissue="bone"``) voxel by voxel.
     tissue : {"soft", "bone"}
         Kernel medium for VSV.
+    kernel : {"lanconelli", "pytheranostics"}
+        VSV kernel set (see :func:`theraquant.dosimetry.voxel_kernel`); the PyTheranostics
+        177Lu kernel (4.7952 mm voxels only) has density 1.0 g/mL, the reference for its
+        density scaling.
     workers : int
         FFT threads (-1: all cores).
 
@@ -278,12 +282,12 @@ def absorbed_dose(tia_bq_s: ArrayLike, spacing_mm: tuple[float, float, float], *
         mass_kg = (DEFAULT_DENSITY_G_ML if rho is None else rho) * volume_ml * 1e-3
         dose = tia * energy_j / mass_kg
     else:
-        kern = voxel_kernel(sp, nuclide=nuc.name, tissue=tissue)
+        kern = voxel_kernel(sp, nuclide=nuc.name, tissue=tissue, source=kernel)
         constants.update(kern.as_dict())
         # Bq s x 1e-6 MBq/Bq x mGy/(MBq s) x 1e-3 Gy/mGy: the unit factor goes on the small kernel
         dose = convolve_same(tia, kern.values * 1e-9, workers=workers)
         np.maximum(dose, 0.0, out=dose)  # FFT round-off (~1e-16 of max) below zero
         if rho is not None:
-            dose *= KERNEL_DENSITY_G_ML[tissue] / rho
+            dose *= kern.density_g_ml / rho
     record = provenance(settings=settings, constants=constants, units={"dose": "Gy", "tia": "Bq s"})
     return DoseMap(dose, record)
