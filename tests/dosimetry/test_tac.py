@@ -20,6 +20,10 @@ def test_uptake_clearance_recovered():
     assert str(fit.model) == "bi_uptake"
     assert float(fit.tia_mbq_h) == pytest.approx(80 * (1 / 0.02 - 1 / 0.3), rel=1e-6)  # analytic integral
     np.testing.assert_allclose(fit.rates_per_h[:2], [0.02, 0.3], rtol=1e-5)
+    np.testing.assert_allclose(fit.parameters["A_MBq"][:2], [80.0, -80.0], rtol=1e-5)
+    np.testing.assert_allclose(fit.predict([10.0, 100.0]), 80 * (np.exp(-0.02 * np.array([10.0, 100.0]))
+                                                                 - np.exp(-0.3 * np.array([10.0, 100.0]))),
+                               rtol=1e-6)
 
 
 def test_biexponential_clearance_recovered():

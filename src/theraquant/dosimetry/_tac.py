@@ -193,6 +193,13 @@ class TacFit:
     times_h: NDArray[np.float64]
     provenance: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def parameters(self) -> dict[str, NDArray[np.float64]]:
+        """The chosen model's parameters: ``A_MBq`` and ``lambda_per_h`` (..., 3) as in
+        `coefficients_mbq` and `rates_per_h`, and ``effective_half_life_h`` (...)."""
+        return {"A_MBq": self.coefficients_mbq, "lambda_per_h": self.rates_per_h,
+                "effective_half_life_h": self.effective_half_life_h}
+
     def predict(self, t_h: ArrayLike) -> NDArray[np.float64]:
         """Fitted activity at times `t_h` (h), MBq, shape (..., len(t_h))."""
         t = np.atleast_1d(np.asarray(t_h, dtype=np.float64))
