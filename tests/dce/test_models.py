@@ -158,7 +158,7 @@ def test_analytic_jacobian_matches_finite_differences(model, grid):
     th = np.array([CASES[model][n] for n in spec.free]) * np.array(spec.scale())
     T, p = t.size, th.size
     f = np.empty(T)
-    J = np.empty((T, p))
+    J = np.empty((p, T))  # the kernels store the Jacobian transposed
     w = np.empty((6, T))
     g = np.empty(20)
     _convolve._model(spec.code, th, ua, uv, h, uniform, f, J, True, w, g)
@@ -171,7 +171,7 @@ def test_analytic_jacobian_matches_finite_differences(model, grid):
         _convolve._model(spec.code, th - e, ua, uv, h, uniform, fm_, J.copy(), False, w, g)
         Jfd[:, j] = (fp_ - fm_) / (2 * e[j])
     for j in range(p):
-        assert_allclose(J[:, j], Jfd[:, j], rtol=1e-5, atol=1e-7 * np.max(np.abs(Jfd[:, j])), err_msg=spec.free[j])
+        assert_allclose(J[j], Jfd[:, j], rtol=1e-5, atol=1e-7 * np.max(np.abs(Jfd[:, j])), err_msg=spec.free[j])
 
 
 @pytest.mark.parametrize("model", list(CASES))

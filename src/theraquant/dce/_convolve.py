@@ -36,9 +36,10 @@ __all__ = ["conv_exp", "forward_kernel", "linear_kernel", "lm_kernel", "row_stat
 
 _SERIES_X = 0.05  # below this x = k h the phi functions come from their Taylor series
 _BLOCK = 128  # voxels per work block (buffers are allocated once per block)
+_FM = {"contract", "reassoc", "arcp"}  # fastmath without nnan/ninf: NaN checks stay valid
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=_FM)
 def _phi(x):  # pragma: no cover - numba
     """E, phi_A, phi_B and their x-derivatives for x = k h >= 0."""
     if x < _SERIES_X:
@@ -61,7 +62,7 @@ def _phi(x):  # pragma: no cover - numba
     return e, pa, pb, dpa, dpb
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=_FM)
 def conv_exp(u, h, uniform, k, F, dF, want_d):  # pragma: no cover - numba
     """F = u conv e^{-k t} on the frame grid (exact for piecewise-linear u); dF = dF/dk.
 
@@ -81,7 +82,7 @@ def conv_exp(u, h, uniform, k, F, dF, want_d):  # pragma: no cover - numba
         F[i] = e * F[i - 1] + hi * (pb * u[i - 1] + pa * u[i])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=_FM)
 def _two_cx(th, g):  # pragma: no cover - numba
     """2CXM bi-exponential: amplitudes/rates and their derivatives w.r.t. (Fp, PS, ve, vp).
 
@@ -124,9 +125,9 @@ def _two_cx(th, g):  # pragma: no cover - numba
         g[16 + m] = dkminus
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=_FM)
 def _model(code, th, ua, uv, h, uniform, f, J, want_jac, w, g):  # pragma: no cover - numba
-    """Evaluate model ``code`` at parameters ``th``: f (T,), J (T, p) if want_jac.
+    """Evaluate model ``code`` at parameters ``th``: f (T,), J (p, T) (transposed) if want_jac.
 
     w is a (6, T) work array, g a (20,) work array.
     """
@@ -145,10 +146,10 @@ def _model(code, th, ua, uv, h, uniform, f, J, want_jac, w, g):  # pragma: no co
             f[i] = vp * ua[i] + kt * Fa[i]
         if want_jac:
             for i in range(T):
-                J[i, 0] = Fa[i] + kt * dFa[i] / ve
-                J[i, 1] = -kt * dFa[i] * kt / (ve * ve)
+                J[0, i] = Fa[i] + kt * dFa[i] / ve
+                J[1, i] = -kt * dFa[i] * kt / (ve * ve)
                 if code == 1:
-                    J[i, 2] = ua[i]
+                    J[2, i] = ua[i]
     elif code == 2:  # Patlak
         kt = th[0]
         vp = th[1]
@@ -156,8 +157,8 @@ def _model(code, th, ua, uv, h, uniform, f, J, want_jac, w, g):  # pragma: no co
         for i in range(T):
             f[i] = vp * ua[i] + kt * Fa[i]
             if want_jac:
-                J[i, 0] = Fa[i]
-                J[i, 1] = ua[i]
+                J[0, i] = Fa[i]
+                J[1, i] = ua[i]
     elif code == 3:  # 2CXM
         _two_cx(th, g)
         conv_exp(ua, h, uniform, g[2], Fa, dFa, want_jac)
@@ -167,7 +168,7 @@ def _model(code, th, ua, uv, h, uniform, f, J, want_jac, w, g):  # pragma: no co
         if want_jac:
             for i in range(T):
                 for m in range(4):
-                    J[i, m] = (g[4 + m] * Fa[i] + g[0] * dFa[i] * g[12 + m]
+                    J[m, i] = (g[4 + m] * Fa[i] + g[0] * dFa[i] * g[12 + m]
                                + g[8 + m] * Fv[i] + g[1] * dFv[i] * g[16 + m])
     elif code == 4:  # 2CUM: Fp [(1-E) e^{-Kp t} + E], E = PS/(Fp+PS), Kp = (Fp+PS)/vp
         fp = th[0]
@@ -187,9 +188,9 @@ def _model(code, th, ua, uv, h, uniform, f, J, want_jac, w, g):  # pragma: no co
             da1_dfp = fp * (fp + 2.0 * ps) / (s * s)
             da1_dps = -fp * fp / (s * s)
             for i in range(T):
-                J[i, 0] = da1_dfp * Fa[i] + a1 * dFa[i] / vp + (1.0 - da1_dfp) * Fv[i]
-                J[i, 1] = da1_dps * Fa[i] + a1 * dFa[i] / vp - da1_dps * Fv[i]
-                J[i, 2] = -a1 * dFa[i] * s / (vp * vp)
+                J[0, i] = da1_dfp * Fa[i] + a1 * dFa[i] / vp + (1.0 - da1_dfp) * Fv[i]
+                J[1, i] = da1_dps * Fa[i] + a1 * dFa[i] / vp - da1_dps * Fv[i]
+                J[2, i] = -a1 * dFa[i] * s / (vp * vp)
     elif code == 5:  # dual-input one compartment: Fp [fa ca + (1-fa) cv] conv e^{-Fp/ve t}
         fp = th[0]
         fa = th[1]
@@ -202,9 +203,9 @@ def _model(code, th, ua, uv, h, uniform, f, J, want_jac, w, g):  # pragma: no co
             f[i] = fp * gi
             if want_jac:
                 dg = fa * dFa[i] + (1.0 - fa) * dFv[i]
-                J[i, 0] = gi + fp * dg / ve
-                J[i, 1] = fp * (Fa[i] - Fv[i])
-                J[i, 2] = -fp * dg * fp / (ve * ve)
+                J[0, i] = gi + fp * dg / ve
+                J[1, i] = fp * (Fa[i] - Fv[i])
+                J[2, i] = -fp * dg * fp / (ve * ve)
     else:  # 6: dual-input extended Tofts
         kt = th[0]
         ve = th[1]
@@ -219,13 +220,13 @@ def _model(code, th, ua, uv, h, uniform, f, J, want_jac, w, g):  # pragma: no co
             f[i] = vp * cin + kt * gi
             if want_jac:
                 dg = fa * dFa[i] + (1.0 - fa) * dFv[i]
-                J[i, 0] = gi + kt * dg / ve
-                J[i, 1] = -kt * dg * kt / (ve * ve)
-                J[i, 2] = cin
-                J[i, 3] = vp * (ua[i] - uv[i]) + kt * (Fa[i] - Fv[i])
+                J[0, i] = gi + kt * dg / ve
+                J[1, i] = -kt * dg * kt / (ve * ve)
+                J[2, i] = cin
+                J[3, i] = vp * (ua[i] - uv[i]) + kt * (Fa[i] - Fv[i])
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, parallel=True, error_model="numpy", fastmath=_FM)
 def forward_kernel(code, h, uniform, ua, uv, P, out):  # pragma: no cover - numba
     """out[i] = model(P[i]) for every voxel i; ua/uv have 1 row (shared) or one per voxel."""
     n, T = out.shape
@@ -233,14 +234,14 @@ def forward_kernel(code, h, uniform, ua, uv, P, out):  # pragma: no cover - numb
     for b in prange(nb):
         w = np.empty((6, T))
         g = np.empty(20)
-        J = np.empty((T, P.shape[1]))
+        J = np.empty((P.shape[1], T))
         for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
             ia = i if ua.shape[0] > 1 else 0
             iv = i if uv.shape[0] > 1 else 0
             _model(code, P[i], ua[ia], uv[iv], h, uniform, out[i], J, False, w, g)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=_FM)
 def _chol_solve(A, b, x, L, p):  # pragma: no cover - numba
     """Solve A x = b (p x p, symmetric positive definite) by Cholesky; False if not SPD."""
     for j in range(p):
@@ -268,7 +269,7 @@ def _chol_solve(A, b, x, L, p):  # pragma: no cover - numba
     return True
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=_FM)
 def _lm_one(code, h, uniform, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se,
             f, fn, J, Jn, r, w, g, A, JTJ, grad, dlt, L, pn, e):  # pragma: no cover - numba
     """Bounded Levenberg-Marquardt for one voxel. Returns (sse, status)."""
@@ -293,7 +294,7 @@ def _lm_one(code, h, uniform, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se,
     status = 2
     if not np.isfinite(sse):
         status = -2
-    lam = 1e-3
+    lam = 1e-4
     it = 0
     while it < max_iter and status == 2:
         it += 1
@@ -302,12 +303,12 @@ def _lm_one(code, h, uniform, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se,
         for a in range(p):
             s = 0.0
             for i in range(T):
-                s += J[i, a] * r[i]
+                s += J[a, i] * r[i]
             grad[a] = s
             for b in range(a + 1):
                 s = 0.0
                 for i in range(T):
-                    s += J[i, a] * J[i, b]
+                    s += J[a, i] * J[b, i]
                 JTJ[a, b] = s
                 JTJ[b, a] = s
             if JTJ[a, a] > dmax:
@@ -366,7 +367,7 @@ def _lm_one(code, h, uniform, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se,
         for b in range(a + 1):
             s = 0.0
             for i in range(T):
-                s += J[i, a] * J[i, b]
+                s += J[a, i] * J[b, i]
             JTJ[a, b] = s
             JTJ[b, a] = s
     s2 = sse / dof if dof > 0 else np.nan
@@ -385,11 +386,13 @@ def _lm_one(code, h, uniform, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se,
     return sse, status
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, parallel=True, error_model="numpy", fastmath=_FM)
 def lm_kernel(code, h, uniform, ua, uv, Y, P0, lo, hi, max_iter, tol, P, SE, SSE, STATUS):  # pragma: no cover
     """Batched bounded Levenberg-Marquardt over all voxels (rows of Y), parallel over blocks.
 
     max_iter = 0 only evaluates the SSE and standard errors at P0 (clipped to the bounds).
+    Rows are copied into block-local buffers (no per-voxel array views: their reference
+    counting would be shared between threads).
     """
     n, T = Y.shape
     p = P0.shape[1]
@@ -397,8 +400,8 @@ def lm_kernel(code, h, uniform, ua, uv, Y, P0, lo, hi, max_iter, tol, P, SE, SSE
     for b in prange(nb):
         f = np.empty(T)
         fn = np.empty(T)
-        J = np.zeros((T, p))
-        Jn = np.zeros((T, p))
+        J = np.zeros((p, T))
+        Jn = np.zeros((p, T))
         r = np.empty(T)
         w = np.empty((6, T))
         g = np.empty(20)
@@ -409,23 +412,44 @@ def lm_kernel(code, h, uniform, ua, uv, Y, P0, lo, hi, max_iter, tol, P, SE, SSE
         L = np.zeros((p, p))
         pn = np.empty(p)
         e = np.empty(p)
+        y = np.empty(T)
+        p0 = np.empty(p)
+        pout = np.empty(p)
+        se = np.empty(p)
+        abuf = np.empty(T)
+        vbuf = np.empty(T)
+        arow = ua[0].copy()
+        vrow = uv[0].copy()
         for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
-            ia = i if ua.shape[0] > 1 else 0
-            iv = i if uv.shape[0] > 1 else 0
-            s, st = _lm_one(code, h, uniform, ua[ia], uv[iv], Y[i], P0[i], lo, hi, max_iter, tol,
-                            P[i], SE[i], f, fn, J, Jn, r, w, g, A, JTJ, grad, dlt, L, pn, e)
+            if ua.shape[0] > 1:
+                for k in range(T):
+                    abuf[k] = ua[i, k]
+                arow = abuf
+            if uv.shape[0] > 1:
+                for k in range(T):
+                    vbuf[k] = uv[i, k]
+                vrow = vbuf
+            for k in range(T):
+                y[k] = Y[i, k]
+            for j in range(p):
+                p0[j] = P0[i, j]
+            s, st = _lm_one(code, h, uniform, arow, vrow, y, p0, lo, hi, max_iter, tol,
+                            pout, se, f, fn, J, Jn, r, w, g, A, JTJ, grad, dlt, L, pn, e)
+            for j in range(p):
+                P[i, j] = pout[j]
+                SE[i, j] = se[j]
             SSE[i] = s
             STATUS[i] = st
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=_FM)
 def _cumtrapz1(y, h, out):  # pragma: no cover - numba
     out[0] = 0.0
     for i in range(1, y.shape[0]):
         out[i] = out[i - 1] + 0.5 * h[i - 1] * (y[i] + y[i - 1])
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, parallel=True, error_model="numpy", fastmath=_FM)
 def linear_kernel(code, h, ua, uv, Y, X):  # pragma: no cover - numba
     """Linear least squares of the model's integral form, per voxel (raw coefficients X).
 
@@ -518,7 +542,7 @@ def linear_kernel(code, h, ua, uv, Y, X):  # pragma: no cover - numba
                 X[k, j] = x[j] / s[j] if ok else np.nan
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, parallel=True, error_model="numpy", fastmath=_FM)
 def row_stats(Y, sst):  # pragma: no cover - numba
     """Sum of squares about the mean of every row (NaN for a row holding NaN; 0 when the
     row is constant to rounding, i.e. below 1e-20 of its plain sum of squares)."""
