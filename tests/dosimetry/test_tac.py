@@ -20,6 +20,7 @@ def test_uptake_clearance_recovered():
     assert str(fit.model) == "bi_uptake"
     assert float(fit.tia_mbq_h) == pytest.approx(80 * (1 / 0.02 - 1 / 0.3), rel=1e-6)  # analytic integral
     np.testing.assert_allclose(fit.rates_per_h[:2], [0.02, 0.3], rtol=1e-5)
+    assert float(fit.r2) == pytest.approx(1.0, abs=1e-9)
     np.testing.assert_allclose(fit.parameters["A_MBq"][:2], [80.0, -80.0], rtol=1e-5)
     np.testing.assert_allclose(fit.predict([10.0, 100.0]), 80 * (np.exp(-0.02 * np.array([10.0, 100.0]))
                                                                  - np.exp(-0.3 * np.array([10.0, 100.0]))),
@@ -46,12 +47,26 @@ def test_triexponential_recovered_with_seven_points():
 def test_clearance_bounded_by_physical_decay():
     # apparent half-life longer than physical (no biological washout can slow decay): lambda = lambda_phys
     y = 100 * np.exp(-0.001 * T5)
-    fit = dm.fit_tac(T5, y, nuclide="Lu-177")
+    fit = dm.fit_tac(T5, y, nuclide="Lu-177", min_r2=-np.inf)  # keep the (poor) bounded fit
     assert float(fit.rates_per_h[0]) >= LP
     assert float(fit.rates_per_h[0]) == pytest.approx(LP, rel=1e-6)
     assert float(fit.effective_half_life_h) == pytest.approx(6.647 * 24, rel=1e-6)
     c = float(fit.coefficients_mbq[0])
     assert float(fit.tia_mbq_h) == pytest.approx(c / LP, rel=1e-9)
+    # by default the poor bounded fit (R^2 < 0.5: the data decay slower than physics allows) gives
+    # way to the trapezoid with a physical-decay tail
+    default = dm.fit_tac(T5, y, nuclide="Lu-177")
+    assert str(default.model) == "trapezoid"
+    expect = y[0] * T5[0] + np.trapezoid(y, T5) + y[-1] / LP
+    assert float(default.tia_mbq_h) == pytest.approx(expect, rel=1e-12)
+
+
+def test_rising_activity_falls_back_to_trapezoid():
+    # still rising at the last time: no bounded decaying curve follows it (R^2 < 0.5)
+    t, a = np.array([24.0, 96.0]), np.array([20.0, 50.0])
+    fit = dm.fit_tac(t, a, nuclide="Lu-177")
+    assert str(fit.model) == "trapezoid" and not bool(fit.success) and np.isnan(fit.r2)
+    assert float(fit.tia_mbq_h) == pytest.approx(20 * 24 + 35 * 72 + 50 / LP, rel=1e-12)
 
 
 def test_two_points_mono_exact():
@@ -122,6 +137,7 @@ def test_y90_bound_uses_y90_half_life():
     (dict(times_h=[4.0, 24.0], activity_mbq=[1.0, 2.0], model="quad"), "model must be"),
     (dict(times_h=[4.0, 24.0], activity_mbq=[1.0, 2.0], model="bi"), "only 2 time points"),
     (dict(times_h=[4.0, 24.0], activity_mbq=[1.0, 2.0], criterion="bic"), "criterion must be"),
+    (dict(times_h=[4.0, 24.0], activity_mbq=[1.0, 2.0], min_r2=2.0), "min_r2 must be"),
 ])
 def test_bad_input(kw, match):
     with pytest.raises(TheraquantError, match=match):

@@ -164,6 +164,8 @@ class TacFit:
         Time-integrated activity from 0 to infinity, MBq h.
     model : ndarray of str
         Chosen model: ``"mono"``, ``"bi_uptake"``, ``"bi"``, ``"tri"`` or ``"trapezoid"``.
+    r2 : ndarray of float64
+        Coefficient of determination of the chosen fit (NaN for the trapezoid).
     coefficients_mbq, rates_per_h : ndarray of float64, (..., 3)
         The curve A(t) = sum_j c_j exp(-lambda_j t) in MBq and 1/h (NaN where unused;
         all NaN for the trapezoid): mono [A], bi_uptake [A, -A], bi [A1, A2], tri [A1, A2, -(A1+A2)].
@@ -173,8 +175,8 @@ class TacFit:
         Information criterion of every candidate model (AICc or AIC, see `criterion`; NaN if
         not a candidate or failed).
     success : ndarray of bool
-        True where a model fit was used; False where the trapezoid fallback was used because no
-        fit succeeded (or where ``model="trapezoid"`` was asked for).
+        True where a model fit was used; False where the trapezoid was used: no fit succeeded,
+        the best fit had R^2 < `min_r2`, or ``model="trapezoid"`` was asked for.
     nuclide, physical_half_life_h : str, float
         Constants used (clearance bounded by physical decay: lambda >= ln 2 / T1/2).
     times_h : ndarray
@@ -183,6 +185,7 @@ class TacFit:
 
     tia_mbq_h: NDArray[np.float64]
     model: NDArray[np.str_]
+    r2: NDArray[np.float64]
     coefficients_mbq: NDArray[np.float64]
     rates_per_h: NDArray[np.float64]
     effective_half_life_h: NDArray[np.float64]
@@ -209,7 +212,8 @@ class TacFit:
 
 
 def fit_tac(times_h: ArrayLike, activity_mbq: ArrayLike, *, nuclide: str, model: str = "auto",
-            models: tuple[str, ...] = ("mono", "bi_uptake", "bi", "tri"), criterion: str = "aicc") -> TacFit:
+            models: tuple[str, ...] = ("mono", "bi_uptake", "bi", "tri"), criterion: str = "aicc",
+            min_r2: float = 0.5) -> TacFit:
     """Fit time-activity curves (one, per region or per voxel) and integrate them.
 
     Parameters
@@ -229,6 +233,9 @@ def fit_tac(times_h: ArrayLike, activity_mbq: ArrayLike, *, nuclide: str, model:
         is a candidate from T = k + 2 points (bi_uptake from 5, bi from 6, tri from 7).
         ``"aic"``: plain AIC, a candidate from T = k + 1 points (over-fits at 5 points: with
         3 % noise on mono-exponential data it picks a wrong model 2 times in 3, AICc 1 in 20).
+    min_r2 : float
+        Smallest R^2 (about the mean) for which the chosen fit is used; below it the trapezoid
+        is (e.g. activity still rising at the last time, which no bounded decay can follow).
 
     Returns
     -------
@@ -245,8 +252,9 @@ def fit_tac(times_h: ArrayLike, activity_mbq: ArrayLike, *, nuclide: str, model:
     Selection: AIC = n ln(RSS/n) + 2k or the corrected AICc = AIC + 2k(k+1)/(n-k-1), the same
     criterion for every candidate (a mix would favour the model without the correction); RSS is
     floored at (1e-9 max A)^2 n so that exact fits tie and the simpler model wins.
-    TIA = sum_j c_j / lambda_j. Fallback when every fit fails: trapezoid rule with the activity
-    held at A(t1) from 0 to t1 and a physical-decay tail A(tn) / lambda_phys.
+    TIA = sum_j c_j / lambda_j. Fallback when every fit fails or the best has R^2 < `min_r2`:
+    trapezoid rule with the activity held at A(t1) from 0 to t1 and a physical-decay tail
+    A(tn) / lambda_phys.
 
     References
     ----------
@@ -281,6 +289,8 @@ def fit_tac(times_h: ArrayLike, activity_mbq: ArrayLike, *, nuclide: str, model:
     if np.any(y_in < 0):
         raise TheraquantError(f"activity_mbq has {int(np.count_nonzero(y_in < 0))} negative value(s) (min "
                               f"{y_in.min():.4g} MBq); clip noise to 0 before fitting")
+    if math.isnan(min_r2) or min_r2 > 1.0:
+        raise TheraquantError(f"min_r2 must be a number <= 1 (e.g. 0.5; -inf disables), got {min_r2!r}")
     if model not in ("auto", *_ALL):
         raise TheraquantError(f"model must be 'auto' or one of {_ALL}, got {model!r}")
     unknown = [m for m in models if m not in MODELS]
@@ -340,8 +350,21 @@ def fit_tac(times_h: ArrayLike, activity_mbq: ArrayLike, *, nuclide: str, model:
         ll[:, :used] = lam[:, :used]
         best_c[better], best_l[better] = cc[better], ll[better]
 
+    # goodness of fit of the chosen model: R^2 about the mean; a fit explaining less than
+    # `min_r2` of the variance (e.g. rising data that no decaying curve can follow) is replaced
+    # by the trapezoid
+    fitted = _curve(np.nan_to_num(best_c), np.nan_to_num(best_l, nan=1.0), t)
+    ss_res = np.sum((fitted - y) ** 2, axis=1)
+    ss_tot = np.sum((y - y.mean(axis=1, keepdims=True)) ** 2, axis=1)
+    tiny = np.maximum((1e-9 * scale) ** 2 * n, np.finfo(np.float64).tiny)
+    r2 = 1.0 - ss_res / np.maximum(ss_tot, tiny)
+    poor = (best_model != "trapezoid") & (r2 < min_r2) & (ss_res > tiny)
+    best_model[poor] = "trapezoid"
+    best_c[poor], best_l[poor] = np.nan, np.nan
     success = best_model != "trapezoid"
-    tia = np.where(success, np.nansum(best_c / best_l, axis=1), np.nan)
+    r2 = np.where(success, r2, np.nan)
+    with np.errstate(invalid="ignore"):
+        tia = np.where(success, np.nansum(best_c / best_l, axis=1), np.nan)
     t_eff = np.where(success, math.log(2.0) / best_l[:, 0], nuc.half_life_h)
     trap = ~success
     if trap.any():
@@ -352,7 +375,7 @@ def fit_tac(times_h: ArrayLike, activity_mbq: ArrayLike, *, nuclide: str, model:
             "Constants": {**nuc.as_dict(), "physical_decay_constant_per_h": lp},
             "Units": {"tia_mbq_h": "MBq h", "times_h": "h", "rates_per_h": "1/h", "coefficients_mbq": "MBq"}}
     return TacFit(
-        tia_mbq_h=tia.reshape(lead), model=best_model.astype(str).reshape(lead),
+        tia_mbq_h=tia.reshape(lead), model=best_model.astype(str).reshape(lead), r2=r2.reshape(lead),
         coefficients_mbq=best_c.reshape(*lead, 3), rates_per_h=best_l.reshape(*lead, 3),
         effective_half_life_h=t_eff.reshape(lead), aic={m: v.reshape(lead) for m, v in aic.items()},
         success=success.reshape(lead), nuclide=nuc.name, physical_half_life_h=nuc.half_life_h, times_h=t,
