@@ -192,3 +192,29 @@ def test_standard_errors_match_monte_carlo():
     res = dce.fit(t, noisy, "etofts", cp=ca)
     for name in ("Ktrans", "ve", "vp"):
         assert np.median(res[name + "_se"]) == pytest.approx(np.std(res[name]), rel=0.2)
+
+
+def test_per_voxel_fixed_delays_and_chunking_agree():
+    # Per-voxel fixed delays (array of the leading shape) and a tiny chunk_size give the same
+    # answers as one call per delay: the chunked driver of the CLI relies on this.
+    t = T_UNIFORM
+    ca = parker_plasma(t)
+    delays = np.array([0.0, 2.0, 4.5, 7.0])
+    truth = {"Ktrans": np.array([0.1, 0.2, 0.3, 0.4]), "ve": 0.3, "vp": 0.05}
+    ct = dce.simulate(t, "etofts", truth, cp=ca, delay=delays)
+    res = dce.fit(t, ct, "etofts", cp=ca, delay=delays, chunk_size=3)
+    assert_allclose(res["Ktrans"], truth["Ktrans"], rtol=1e-4)
+    assert_allclose(res["delay"], delays)
+    one = dce.fit(t, ct[2], "etofts", cp=ca, delay=4.5)
+    assert float(one["Ktrans"]) == pytest.approx(float(res["Ktrans"][2]), rel=1e-10)
+
+
+def test_float32_input_and_bounds_option():
+    t = T_UNIFORM
+    ca = parker_plasma(t)
+    ct = dce.simulate(t, "tofts", {"Ktrans": 0.3, "ve": 0.3}, cp=ca).astype(np.float32)
+    res = dce.fit(t, ct, "tofts", cp=ca)
+    assert float(res["Ktrans"]) == pytest.approx(0.3, rel=1e-4)  # float32 rounding only
+    capped = dce.fit(t, ct, "tofts", cp=ca, bounds={"Ktrans": (0.0, 0.2)})
+    assert float(capped["Ktrans"]) == pytest.approx(0.2)  # held at the upper bound
+    assert capped.settings["bounds"]["Ktrans"] == [0.0, 0.2]

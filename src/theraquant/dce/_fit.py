@@ -89,6 +89,9 @@ class FitResult(Mapping):
     def __len__(self) -> int:
         return len(self.maps)
 
+    __eq__ = object.__eq__  # identity: comparing maps element-wise is the caller's choice
+    __hash__ = object.__hash__
+
     @property
     def shape(self) -> tuple[int, ...]:
         """Leading shape of the fitted curves (the shape of every map)."""
