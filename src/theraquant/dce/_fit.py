@@ -478,8 +478,9 @@ def fit(t: ArrayLike, ct: ArrayLike, model: str, *, cp: ArrayLike, cp_portal: Ar
         (s, default (-10, 10), OSIPI) and ``delay_step`` (s, default 1) set the search of a
         fitted delay: a grid of full fits refined per voxel by 14 golden-section steps.
         ``bounds``: ``{name: (lo, hi)}`` in public units (defaults: Ktrans [0, 5] 1/min,
-        ve [1e-4, 1], vp [0, 1] ([1e-4, 1] in 2cxm/2cum), Fp [0, 200] and PS [0, 500]
-        mL/100 mL/min, fa [0, 1], after OSIPI's recommended settings). ``p0``:
+        ve [1e-4, 1], vp [0, 1] ([1e-4, 1] in 2cxm/2cum), Fp [0, 200] ([0, 500] in
+        dual_input_1c, whole liver) and PS [0, 500] mL/100 mL/min, fa [0, 1], after OSIPI's
+        recommended settings). ``p0``:
         starting values ``{name: value}`` instead of the linear fit. ``max_iter`` (100),
         ``tol`` (1e-8, relative SSE decrease and step), ``chunk_size`` (65536 curves).
 

@@ -68,6 +68,10 @@ class ModelSpec:
             b = _BOUNDS[name]
             if name == "vp" and self.code in (3, 4):
                 b = (1e-4, b[1])
+            if name == "Fp" and self.code == 5:
+                # whole-liver plasma flow (arterial + portal) often exceeds OSIPI's 200 (a tumour /
+                # brain setting): Materne et al. 2000 report total liver perfusion of ~100-300
+                b = (b[0], 500.0)
             if overrides is not None and name in overrides:
                 b = overrides[name]
             lo.append(float(b[0]))
