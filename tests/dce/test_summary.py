@@ -80,8 +80,10 @@ def test_success_map_is_not_summarised_unless_asked_and_order_follows_parameters
 @pytest.mark.parametrize(
     "maps, labels, kwargs, match",
     [
-        ({"ve": np.zeros((3, 4))}, np.ones((3, 5), int), {}, r"map 've' has shape \(3, 4\) but labels have shape \(3, 5\)"),
-        ({"ve": np.zeros(3)}, np.ones(3, int), {"parameters": ["Ktrans"]}, r"parameter 'Ktrans' is not among the maps \['ve'\]"),
+        ({"ve": np.zeros((3, 4))}, np.ones((3, 5), int), {},
+         r"map 've' has shape \(3, 4\) but labels have shape \(3, 5\)"),
+        ({"ve": np.zeros(3)}, np.ones(3, int), {"parameters": ["Ktrans"]},
+         r"parameter 'Ktrans' is not among the maps \['ve'\]"),
         ({"ve": np.zeros(3)}, np.array([0.5, 1.0, 2.0]), {}, "labels must be an integer"),
     ],
 )

@@ -142,7 +142,8 @@ def test_single_curve_and_one_dimensional_leading_shape():
     "kwargs, match",
     [
         ({"ct": np.zeros((4, 5, 6))}, r"ct has shape \(4, 5, 6\) but t has 12 frame times"),
-        ({"mask": np.ones((4, 5, 7), bool)}, r"mask has shape \(4, 5, 7\) but .* leading \(spatial\) shape is \(4, 5, 6\)"),
+        ({"mask": np.ones((4, 5, 7), bool)},
+         r"mask has shape \(4, 5, 7\) but .* leading \(spatial\) shape is \(4, 5, 6\)"),
         ({"mask": np.zeros((4, 5, 6), bool)}, "the mask selects no voxels"),
         ({"chunk_voxels": 0}, "chunk_voxels must be a positive integer, got 0"),
     ],

@@ -194,7 +194,8 @@ def liver_dce_phantom(
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         conc += gen.normal(0.0, noise_sd, size=conc.shape).astype(np.float32)
 
-    settings = {"shape": list(shape), "spacing_mm": list(spacing), "aif": aif, "bolus_arrival_s": bolus_arrival_s, "hct": hct,
+    settings = {"shape": list(shape), "spacing_mm": list(spacing), "aif": aif, "bolus_arrival_s": bolus_arrival_s,
+                "hct": hct,
                 "heterogeneity": heterogeneity, "noise_sd_mM": noise_sd,
                 "seed": rng if isinstance(rng, int) else None, "model": "dual_input_etofts",
                 "portal_input": "theraquant.dce.aif.portal_venous(t, cp)",
