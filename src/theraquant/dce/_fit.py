@@ -41,7 +41,6 @@ FIT_OPTIONS: dict[str, Any] = {
 
 _GOLDEN = 0.5 * (math.sqrt(5.0) - 1.0)
 _N_GOLDEN = 14
-_RESULT_EXTRA = ("success", "r2", "aic", "delay")
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -146,7 +145,8 @@ def _check_input(u: ArrayLike, n_t: int, name: str) -> NDArray[np.float64]:
             f"({n_t} frames, like t), got shape {u.shape}; sample the input function at t")
     if not np.all(np.isfinite(u)):
         bad = np.flatnonzero(~np.isfinite(u))[:5].tolist()
-        raise TheraquantError(f"{name} holds NaN or infinite values at frame(s) {bad}; the input function must be finite")
+        raise TheraquantError(
+            f"{name} holds NaN or infinite values at frame(s) {bad}; the input function must be finite")
     if np.ptp(u) == 0:
         raise TheraquantError(
             f"{name} is constant ({u[0]:g} mM at every frame); an input function needs a bolus - "
@@ -567,7 +567,8 @@ def fit(t: ArrayLike, ct: ArrayLike, model: str, *, cp: ArrayLike, cp_portal: Ar
             raise TheraquantError(f"bounds name(s) {bad} are not free parameters of {spec.name!r}: {list(spec.free)}")
     lo_pub, hi_pub = spec.bounds(bounds)
     if not all(a < b for a, b in zip(lo_pub, hi_pub)):
-        raise TheraquantError(f"bounds must have low < high for every parameter, got {dict(zip(spec.free, zip(lo_pub, hi_pub)))}")
+        got = dict(zip(spec.free, zip(lo_pub, hi_pub)))
+        raise TheraquantError(f"bounds must have low < high for every parameter, got {got}")
     scale = np.array(spec.scale())
     lo = np.array(lo_pub) * scale
     hi = np.array(hi_pub) * scale
