@@ -87,3 +87,20 @@ def test_noise_is_seeded_and_has_the_requested_sd():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(TheraquantError, match=match):
         liver_dce_phantom(**kwargs)
+
+
+def test_signal_uses_the_t10_of_each_label(phantom):
+    from theraquant.phantom import LIVER_T10_S
+
+    sig, t10 = phantom.signal(tr=0.005, flip_angle=20.0, r1=4.0, m0=500.0)
+    assert sig.same_grid(phantom.image) and sig.array.shape == phantom.image.array.shape
+    assert_allclose(sig.frame_times_s, phantom.t)
+    for value, v in LIVER_T10_S.items():
+        assert np.all(t10.array[phantom.labels.array == value] == v)
+    # reference: the SPGR steady state M0 sin(a) (1 - E1) / (1 - cos(a) E1), E1 = exp(-TR/T10),
+    # for the pre-contrast frame of a liver voxel (the spoiled steady state: Ernst RR, Anderson WA.
+    # Rev Sci Instrum 1966;37:93-102, doi:10.1063/1.1719961)
+    e1 = np.exp(-0.005 / LIVER_T10_S[1])
+    a = np.deg2rad(20.0)
+    z, y, x = np.argwhere(phantom.labels.array == 1)[0]
+    assert sig.array[z, y, x, 0] == pytest.approx(500.0 * np.sin(a) * (1 - e1) / (1 - np.cos(a) * e1), rel=1e-12)
