@@ -125,7 +125,7 @@ def _frame_key(ds: Any) -> tuple:
 
 def read_dicom_series(series_dir: str | Path, *, series_uid: str | None = None,
                       modality: str | Sequence[str] | None = None,
-                      slice_tolerance_mm: float = 0.01) -> Image:
+                      slice_tolerance_mm: float = 0.01, dtype: Any = np.float64) -> Image:
     """Read one DICOM series (3-D, or 4-D when positions repeat in time) as an Image.
 
     Slices are sorted along the slice normal (ImageOrientationPatient cross
@@ -146,6 +146,9 @@ def read_dicom_series(series_dir: str | Path, *, series_uid: str | None = None,
         Keep only these Modality values (e.g. ``"PT"``, ``"MR"``).
     slice_tolerance_mm : float
         Largest allowed deviation of slice positions from a uniform grid, mm.
+    dtype : numpy dtype
+        Type of the returned array (float64 by default; float32 halves the memory of a
+        large dynamic series, e.g. a whole-liver DCE-MRI).
 
     Returns
     -------
@@ -232,7 +235,7 @@ def read_dicom_series(series_dir: str | Path, *, series_uid: str | None = None,
 
     import pydicom
 
-    array = np.empty((len(slots), rows0, cols0, nt), dtype=np.float64)
+    array = np.empty((len(slots), rows0, cols0, nt), dtype=dtype)
     headers_out: list[Any] = []
     files_out: list[Any] = []
     for z, s in enumerate(slots):
