@@ -127,6 +127,8 @@ def test_bad_delay_options():
         dce.fit(T, np.stack([CT, CT]), "tofts", cp=CP, delay=[1.0, 2.0, 3.0])
     with pytest.raises(TheraquantError, match=r"delay_bounds must be \(low, high\) in s with low < high"):
         dce.fit(T, CT, "tofts", cp=CP, delay="fit", delay_bounds=(5, -5))
+    with pytest.raises(TheraquantError, match="delay_refine must be 'lm' or 'golden', got 'grid'"):
+        dce.fit(T, CT, "tofts", cp=CP, delay="fit", delay_refine="grid")
 
 
 def test_bad_bounds_and_p0():

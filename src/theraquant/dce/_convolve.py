@@ -270,8 +270,58 @@ def _chol_solve(A, b, x, L, p):  # pragma: no cover - numba
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FM)
+def _spline_shift(ts, c, d, out, dout):  # pragma: no cover - numba
+    """out = S(t - d), dout = dS(t - d)/dd = -S'(t - d) for a cubic spline with coefficients c
+    (4, T-1) on knots ts (scipy CubicSpline layout); constant outside [ts[0], ts[-1]]."""
+    T = ts.shape[0]
+    k = 0
+    for i in range(T):
+        x = ts[i] - d
+        if x <= ts[0]:
+            out[i] = c[3, 0]
+            dout[i] = 0.0
+            continue
+        if x >= ts[T - 1]:
+            dx = ts[T - 1] - ts[T - 2]
+            out[i] = ((c[0, T - 2] * dx + c[1, T - 2]) * dx + c[2, T - 2]) * dx + c[3, T - 2]
+            dout[i] = 0.0
+            continue
+        while k < T - 2 and x >= ts[k + 1]:
+            k += 1
+        dx = x - ts[k]
+        out[i] = ((c[0, k] * dx + c[1, k]) * dx + c[2, k]) * dx + c[3, k]
+        dout[i] = -((3.0 * c[0, k] * dx + 2.0 * c[1, k]) * dx + c[2, k])
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FM)
+def _eval(code, th, ua, uv, h, uniform, f, J, want_jac, w, g, fit_delay, ts, ca_c, cv_c, two, sb):  # pragma: no cover
+    """_model, or (fit_delay) _model on inputs shifted by th[-1] (s) plus the delay column of J.
+
+    The model is linear in its input samples, so dC/d(delay) is the model applied to the
+    derivative samples -S'(t - delay) of the cubic-spline inputs.
+    """
+    if not fit_delay:
+        _model(code, th, ua, uv, h, uniform, f, J, want_jac, w, g)
+        return
+    p = th.shape[0]
+    d = th[p - 1]
+    _spline_shift(ts, ca_c, d, sb[0], sb[2])
+    if two:
+        _spline_shift(ts, cv_c, d, sb[1], sb[3])
+    else:
+        for i in range(ts.shape[0]):
+            sb[1, i] = sb[0, i]
+            sb[3, i] = sb[2, i]
+    _model(code, th, sb[0], sb[1], h, uniform, f, J, want_jac, w, g)
+    if want_jac:
+        _model(code, th, sb[2], sb[3], h, uniform, sb[4], J, False, w, g)
+        for i in range(ts.shape[0]):
+            J[p - 1, i] = sb[4, i]
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FM)
 def _lm_one(code, h, uniform, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se,
-            f, fn, J, Jn, r, w, g, A, JTJ, grad, dlt, L, pn, e):  # pragma: no cover - numba
+            f, fn, J, Jn, r, w, g, A, JTJ, grad, dlt, L, pn, e, fit_delay, ts, ca_c, cv_c, two, sb):  # pragma: no cover - numba
     """Bounded Levenberg-Marquardt for one voxel. Returns (sse, status)."""
     T = y.shape[0]
     p = p0.shape[0]
@@ -286,7 +336,7 @@ def _lm_one(code, h, uniform, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se,
         if not np.isfinite(v):
             v = 0.5 * (lo[j] + hi[j])
         pout[j] = min(max(v, lo[j]), hi[j])
-    _model(code, pout, ua, uv, h, uniform, f, J, True, w, g)
+    _eval(code, pout, ua, uv, h, uniform, f, J, True, w, g, fit_delay, ts, ca_c, cv_c, two, sb)
     sse = 0.0
     for i in range(T):
         r[i] = y[i] - f[i]
@@ -337,7 +387,7 @@ def _lm_one(code, h, uniform, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se,
                 accepted = True  # the (Gauss-Newton-like) step is negligible: converged
                 status = 1
                 break
-            _model(code, pn, ua, uv, h, uniform, fn, Jn, True, w, g)
+            _eval(code, pn, ua, uv, h, uniform, fn, Jn, True, w, g, fit_delay, ts, ca_c, cv_c, two, sb)
             ssen = 0.0
             for i in range(T):
                 d = y[i] - fn[i]
@@ -387,10 +437,14 @@ def _lm_one(code, h, uniform, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se,
 
 
 @njit(cache=True, parallel=True, error_model="numpy", fastmath=_FM)
-def lm_kernel(code, h, uniform, ua, uv, Y, P0, lo, hi, max_iter, tol, P, SE, SSE, STATUS):  # pragma: no cover
+def lm_kernel(code, h, uniform, ua, uv, Y, P0, lo, hi, max_iter, tol, P, SE, SSE, STATUS,
+              fit_delay, ts, ca_c, cv_c, two):  # pragma: no cover
     """Batched bounded Levenberg-Marquardt over all voxels (rows of Y), parallel over blocks.
 
     max_iter = 0 only evaluates the SSE and standard errors at P0 (clipped to the bounds).
+    fit_delay: the last parameter is the delay (s); the inputs are then the cubic splines with
+    coefficients ca_c / cv_c (4, T-1) on the knots ts (s), shifted per voxel and iteration
+    (``two``: a portal input exists), and ua / uv are not used.
     Rows are copied into block-local buffers (no per-voxel array views: their reference
     counting would be shared between threads).
     """
@@ -420,6 +474,7 @@ def lm_kernel(code, h, uniform, ua, uv, Y, P0, lo, hi, max_iter, tol, P, SE, SSE
         vbuf = np.empty(T)
         arow = ua[0].copy()
         vrow = uv[0].copy()
+        sb = np.empty((5, T))
         for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
             if ua.shape[0] > 1:
                 for k in range(T):
@@ -434,7 +489,8 @@ def lm_kernel(code, h, uniform, ua, uv, Y, P0, lo, hi, max_iter, tol, P, SE, SSE
             for j in range(p):
                 p0[j] = P0[i, j]
             s, st = _lm_one(code, h, uniform, arow, vrow, y, p0, lo, hi, max_iter, tol,
-                            pout, se, f, fn, J, Jn, r, w, g, A, JTJ, grad, dlt, L, pn, e)
+                            pout, se, f, fn, J, Jn, r, w, g, A, JTJ, grad, dlt, L, pn, e,
+                            fit_delay, ts, ca_c, cv_c, two, sb)
             for j in range(p):
                 P[i, j] = pout[j]
                 SE[i, j] = se[j]
