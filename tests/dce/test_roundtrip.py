@@ -223,3 +223,14 @@ def test_float32_input_and_bounds_option():
     capped = dce.fit(t, ct, "tofts", cp=ca, bounds={"Ktrans": (0.0, 0.2)})
     assert float(capped["Ktrans"]) == pytest.approx(0.2)  # held at the upper bound
     assert capped.settings["bounds"]["Ktrans"] == [0.0, 0.2]
+
+
+def test_linear_method_with_fitted_delay():
+    # method="linear" searches the delay by a grid of linear fits refined by golden section
+    t = np.arange(0.0, 360.0, 1.0)
+    ca = parker_plasma(t)
+    ct = dce.simulate(t, "patlak", {"Ktrans": 0.1, "vp": 0.1}, cp=ca, delay=4.2)
+    res = dce.fit(t, ct, "patlak", cp=ca, method="linear", delay="fit")
+    assert float(res["delay"]) == pytest.approx(4.2, abs=0.05)
+    assert float(res["Ktrans"]) == pytest.approx(0.1, rel=0.01)
+    assert "delay_se" not in res and res.settings["delay_search"].startswith("grid of full fits")
