@@ -136,6 +136,8 @@ def test_bad_bounds_and_p0():
         dce.fit(T, CT, "tofts", cp=CP, bounds={"vp": (0, 1)})
     with pytest.raises(TheraquantError, match="bounds must have low < high"):
         dce.fit(T, CT, "tofts", cp=CP, bounds={"ve": (0.5, 0.1)})
+    with pytest.raises(TheraquantError, match="multistart must be True, False or 'auto', got 'yes'"):
+        dce.fit(T, CT, "tofts", cp=CP, multistart="yes")
     with pytest.raises(TheraquantError, match=r"p0 lacks \['ve'\]"):
         dce.fit(T, CT, "tofts", cp=CP, p0={"Ktrans": 0.1})
 

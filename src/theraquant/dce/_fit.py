@@ -35,6 +35,7 @@ FIT_OPTIONS: dict[str, Any] = {
     "delay_refine": "lm",       # fitted delay: "lm" (delay as an LM parameter) or "golden" (search)
     "bounds": None,             # {name: (lo, hi)} in public units, overrides the defaults
     "p0": None,                 # {name: value or array} starting values (default: linear fit)
+    "multistart": "auto",       # also start from OSIPI's values, keep the better (auto: 2cxm, 2cum)
     "max_iter": 100,            # Levenberg-Marquardt iterations per voxel
     "tol": 1e-8,                # relative tolerance on the SSE decrease and on the step
     "chunk_size": 65536,        # voxels processed together (bounds the working memory)
@@ -263,8 +264,20 @@ def _linear(spec: ModelSpec, h, ua, uv, Y) -> NDArray[np.float64]:
     return P
 
 
-def _fixed_delay_fit(spec, t, h, uniform, ca, cv, Y, delay, lo, hi, method, p0, max_iter, tol):
-    """Fit every row of Y with the inputs shifted by ``delay`` (scalar or (n,)); kernel units."""
+def _keep_better(a, b):
+    """Per voxel, the (P, SE, SSE, ST) run with the lower SSE among successful ones."""
+    sa = np.where(a[3] > 0, a[2], np.inf)
+    sb = np.where(b[3] > 0, b[2], np.inf)
+    use_b = sb < sa
+    return tuple(np.where(use_b[:, None], y, x) if x.ndim == 2 else np.where(use_b, y, x)
+                 for x, y in zip(a, b))
+
+
+def _fixed_delay_fit(spec, t, h, uniform, ca, cv, Y, delay, lo, hi, method, p0, max_iter, tol, multistart=False):
+    """Fit every row of Y with the inputs shifted by ``delay`` (scalar or (n,)); kernel units.
+
+    multistart: also start from OSIPI's recommended values and keep the lower SSE per voxel.
+    """
     ua = _shift(t, ca, delay)
     uv = _shift(t, cv, delay) if spec.n_inputs == 2 else ua
     n = Y.shape[0]
@@ -284,6 +297,12 @@ def _fixed_delay_fit(spec, t, h, uniform, ca, cv, Y, delay, lo, hi, method, p0, 
     iters = 0 if method == "linear" else int(max_iter)
     lm_kernel(spec.code, h, uniform, ua, uv, Y, P0, lo, hi, iters, float(tol), P, SE, SSE, ST,
               False, t, _NO_SPLINE, _NO_SPLINE, False)
+    if multistart and method == "nlls" and iters > 0:
+        S0 = np.ascontiguousarray(np.broadcast_to(np.clip(start, lo, hi), (n, p)))
+        alt = (np.empty((n, p)), np.empty((n, p)), np.empty(n), np.empty(n, dtype=np.int64))
+        lm_kernel(spec.code, h, uniform, ua, uv, Y, S0, lo, hi, iters, float(tol), *alt,
+                  False, t, _NO_SPLINE, _NO_SPLINE, False)
+        P, SE, SSE, ST = _keep_better((P, SE, SSE, ST), alt)
     if method == "linear":
         with np.errstate(invalid="ignore"):
             inside = np.all(np.isfinite(raw) & (raw >= lo) & (raw <= hi), axis=1)
@@ -335,7 +354,7 @@ def _delay_fit(spec, t, h, uniform, ca, cv, Y, lo, hi, method, p0, max_iter, tol
     return best[0], best[1], best[2], best[3], best[4]
 
 
-def _delay_fit_lm(spec, t, h, uniform, ca, cv, Y, lo, hi, p0, max_iter, tol, dbounds, dstep):
+def _delay_fit_lm(spec, t, h, uniform, ca, cv, Y, lo, hi, p0, max_iter, tol, dbounds, dstep, multistart=False):
     """Delay by a coarse grid (a short fit at each grid delay) and then the Levenberg-Marquardt
     fit with the delay as an extra parameter (inputs shifted by cubic splines, analytic
     derivative), started from the best grid point of each voxel."""
@@ -367,6 +386,12 @@ def _delay_fit_lm(spec, t, h, uniform, ca, cv, Y, lo, hi, p0, max_iter, tol, dbo
     ST = np.empty(n, dtype=np.int64)
     lm_kernel(spec.code, h, uniform, ca[None], cv[None], Y, P0, lo2, hi2, int(max_iter), float(tol), P, SE, SSE, ST,
               True, t, ca_c, cv_c, two)
+    if multistart:
+        S0 = np.ascontiguousarray(np.column_stack([np.broadcast_to(np.clip(start, lo, hi), (n, p)), best_d]))
+        alt = (np.empty((n, p + 1)), np.empty((n, p + 1)), np.empty(n), np.empty(n, dtype=np.int64))
+        lm_kernel(spec.code, h, uniform, ca[None], cv[None], Y, S0, lo2, hi2, int(max_iter), float(tol), *alt,
+                  True, t, ca_c, cv_c, two)
+        P, SE, SSE, ST = _keep_better((P, SE, SSE, ST), alt)
     return P[:, :p], SE[:, :p], SSE, ST, P[:, p], SE[:, p]
 
 
@@ -525,7 +550,10 @@ def fit(t: ArrayLike, ct: ArrayLike, model: str, *, cp: ArrayLike, cp_portal: Ar
         ve [1e-4, 1], vp [0, 1] ([1e-4, 1] in 2cxm/2cum), Fp [0, 200] ([0, 500] in
         dual_input_1c, whole liver) and PS [0, 500] mL/100 mL/min, fa [0, 1], after OSIPI's
         recommended settings). ``p0``:
-        starting values ``{name: value}`` instead of the linear fit. ``max_iter`` (100),
+        starting values ``{name: value}`` instead of the linear fit. ``multistart`` (True,
+        False or ``"auto"``, the default: True for 2cxm and 2cum, whose least-squares surfaces
+        have several minima): also start from OSIPI's recommended values and keep, per voxel,
+        the fit with the lower SSE. ``max_iter`` (100),
         ``tol`` (1e-8, relative SSE decrease and step), ``chunk_size`` (65536 curves).
 
     Returns
@@ -634,6 +662,11 @@ def fit(t: ArrayLike, ct: ArrayLike, model: str, *, cp: ArrayLike, cp_portal: Ar
     ST = np.empty(n, dtype=np.int64)
     D = np.empty(n)
     DSE = np.full(n, np.nan)
+    multistart = opts["multistart"]
+    if multistart == "auto":
+        multistart = spec.name in ("2cxm", "2cum")
+    if not isinstance(multistart, (bool, np.bool_)):
+        raise TheraquantError(f"multistart must be True, False or 'auto', got {opts['multistart']!r}")
     refine = opts["delay_refine"]
     if refine not in ("lm", "golden"):
         raise TheraquantError(f"delay_refine must be 'lm' or 'golden', got {refine!r}")
@@ -645,14 +678,14 @@ def fit(t: ArrayLike, ct: ArrayLike, model: str, *, cp: ArrayLike, cp_portal: Ar
         p0c = None if p0_all is None else np.ascontiguousarray(p0_all[sl])
         if isinstance(delay, str) and refine == "lm":
             Pc, SEc, SSEc, STc, Dc, DSE[sl] = _delay_fit_lm(spec, t, h, uniform, ca, cv, Yc, lo, hi, p0c,
-                                                            max_iter, tol, dbounds, dstep)
+                                                            max_iter, tol, dbounds, dstep, multistart)
         elif isinstance(delay, str):
             Pc, SEc, SSEc, STc, Dc = _delay_fit(spec, t, h, uniform, ca, cv, Yc, lo, hi, method, p0c,
                                                 max_iter, tol, dbounds, dstep)
         else:
             dc = delay if np.ndim(delay) == 0 else delay[sl]
             Pc, SEc, SSEc, STc = _fixed_delay_fit(spec, t, h, uniform, ca, cv, Yc, dc, lo, hi, method, p0c,
-                                                  max_iter, tol)
+                                                  max_iter, tol, multistart)
             Dc = np.broadcast_to(dc, (Yc.shape[0],))
         P[sl], SE[sl], SSE[sl], ST[sl], D[sl] = Pc, SEc, SSEc, STc, Dc
     success = ST > 0
@@ -696,6 +729,7 @@ def fit(t: ArrayLike, ct: ArrayLike, model: str, *, cp: ArrayLike, cp_portal: Ar
         "input_shift": "cubic spline (not-a-knot), constant outside the sampled range",
         "bounds": {name: [a, b] for name, a, b in zip(spec.free, lo_pub, hi_pub)},
         "p0": "user" if p0_all is not None else "linear least squares (integral form), clipped to bounds",
+        "multistart": bool(multistart),
         "max_iter": max_iter,
         "tol": tol,
         "convolution": "exact, piecewise-linear input (recursive exponential)",
