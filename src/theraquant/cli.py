@@ -6,6 +6,7 @@ usage errors exit 2; ``--debug`` shows the traceback.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from pathlib import Path
 from typing import Callable, Optional
@@ -15,6 +16,7 @@ from rich.console import Console
 
 from . import __version__
 from .errors import TheraquantError
+from .pipeline._dce import DCE_AIFS, DCE_MODELS
 
 app = typer.Typer(name="theraquant", help=__doc__.splitlines()[0] if __doc__ else None,
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -61,326 +63,29 @@ def handle_errors(func: Callable) -> Callable:
     return wrapper
 
 
-def check_out_dir(path: Path, overwrite: bool) -> Path:
-    """Create an output folder; refuse a non-empty one unless ``overwrite``."""
-    if path.exists() and any(path.iterdir()) and not overwrite:
-        raise FileExistsError(f"{path} exists and is not empty; pass --overwrite to replace its files")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+@contextlib.contextmanager
+def _voxel_progress(description: str):
+    """A rich progress bar on stderr fed by an engine's ``progress(done, total)`` callback.
+
+    The bar is removed when the work fails, so the one-line error is all that is left.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn(f"[bold]{description}"), BarColumn(), MofNCompleteColumn(), TextColumn("voxels"),
+                  TimeElapsedColumn(), console=err, transient=False) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        try:
+            yield update
+        except BaseException:
+            bar.remove_task(task)
+            raise
 
 
 # ---------------------------------------------------------------------------- DCE commands
-
-
-_DCE_MODELS = ("tofts", "etofts", "patlak", "2cxm", "2cum", "dual_input_1c", "dual_input_etofts")
-_DCE_AIFS = ("parker", "orton", "weinmann", "fritz-hansen", "georgiou", "mcgrath", "roi")
-_DCE_MAP_DESCRIPTION = {"success": "1 where the fit converged", "r2": "coefficient of determination",
-                        "aic": "Akaike information criterion"}
-
-
-def _dce_parse_delay(delay: str) -> float | str:
-    if delay.strip().lower() == "fit":
-        return "fit"
-    try:
-        value = float(delay)
-    except ValueError:
-        raise TheraquantError(f"--delay must be a number of seconds or 'fit', got {delay!r}") from None
-    return value
-
-
-def _dce_frame_times(image, frame_times: Optional[str], dt: Optional[float], source: Path):
-    """Frame times (s) of a 4-D image: --frame-times, --dt, else the sidecar/header/DICOM times."""
-    import numpy as np
-
-    n = image.n_frames
-    if frame_times is not None:
-        p = Path(frame_times)
-        text = p.read_text() if p.is_file() else frame_times
-        try:
-            t = np.asarray([float(v) for v in text.replace(",", " ").split()], dtype=float)
-        except ValueError:
-            raise TheraquantError(f"--frame-times must be comma-separated seconds or a text file of them, "
-                                  f"got {frame_times!r}") from None
-        origin = "--frame-times"
-    elif dt is not None:
-        if not dt > 0:
-            raise TheraquantError(f"--dt must be a positive frame interval in s, got {dt!r}")
-        t, origin = np.arange(n) * float(dt), "--dt"
-    elif image.frame_times_s is not None and (n < 2 or np.ptp(image.frame_times_s) > 0):
-        t, origin = np.asarray(image.frame_times_s, float), "input"
-    else:
-        raise TheraquantError(f"{source.name}: no frame times (no FrameTimes_s in a JSON sidecar, no time step "
-                              "in the header, no AcquisitionTime); pass --frame-times or --dt")
-    if t.shape != (n,):
-        raise TheraquantError(f"{origin} gives {t.size} frame times but {source.name} has {n} frames; "
-                              "give one time (s) per frame")
-    if not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
-        raise TheraquantError(f"frame times from {origin} must be finite and strictly increasing (s), got "
-                              f"{np.round(t[:6], 3).tolist()}...; fix the timing")
-    return t, origin
-
-
-def _dce_read_input(path: Path, series_uid: Optional[str] = None):
-    import numpy as np
-
-    from .io import read_dicom_series, read_nifti
-
-    if not path.exists():
-        raise TheraquantError(f"{path}: no such file or directory; give a 4-D NIfTI or a DICOM series folder")
-    if path.is_dir():
-        try:
-            image = read_dicom_series(path, series_uid=series_uid, dtype=np.float32)  # half the memory
-        except TheraquantError as exc:
-            raise TheraquantError(str(exc).replace("pass series_uid= to choose one", "pass --series-uid to "
-                                                   "choose one")) from exc
-    else:
-        image = read_nifti(path, mmap=True)
-    if image.array.ndim != 4 or image.n_frames < 3:
-        raise TheraquantError(f"{path.name}: image of shape {image.array.shape} is not a dynamic series; "
-                              "dce fit needs a 4-D (z, y, x, t) image with one frame per time point")
-    return image
-
-
-def _dce_acquisition(image, tr: Optional[float], flip_angle: Optional[float]):
-    """TR (s) and flip angle (degrees): the options, else the DICOM headers (RepetitionTime in ms)."""
-    headers = image.meta.get("headers") if isinstance(image.meta, dict) else None
-    origin = "options"
-    if headers and (tr is None or flip_angle is None):
-        first = headers[0][0] if isinstance(headers[0], list) else headers[0]
-        if tr is None and first.get("RepetitionTime") not in (None, ""):
-            tr, origin = float(first.RepetitionTime) / 1000.0, "DICOM headers"
-        if flip_angle is None and first.get("FlipAngle") not in (None, ""):
-            flip_angle, origin = float(first.FlipAngle), "DICOM headers"
-    return tr, flip_angle, origin
-
-
-def _dce_read_3d(path: Path, image, option: str):
-    from .io import read_nifti
-
-    other = read_nifti(path, mmap=False)
-    if other.array.ndim != 3:
-        raise TheraquantError(f"{option} {path.name}: shape {other.array.shape} is not a 3-D image")
-    image.check_same_grid(other, names=("INPUT", option))
-    return other
-
-
-def _dce_roi_curves(array, roi):
-    """Curves (n, T) of the voxels in ``roi`` (z, y, x), read slice by slice from a (memory-mapped) array."""
-    import numpy as np
-
-    zs = np.flatnonzero(roi.any(axis=(1, 2)))
-    if zs.size == 0:
-        return np.empty((0, array.shape[-1]))
-    return np.concatenate([np.asarray(array[z][roi[z]], dtype=np.float64) for z in zs])
-
-
-def _dce_fit_run(input_path: Path, out_dir: Path, *, mask: Optional[Path] = None, t1: Optional[Path] = None,
-                 t10: Optional[float] = None, aif: str = "parker", aif_roi: Optional[str] = None,
-                 aif_delay: float = 0.0, portal: str = "model", hct: float = 0.42, model: str = "etofts",
-                 input_kind: str = "concentration", r1: float = 4.5, tr: Optional[float] = None,
-                 flip_angle: Optional[float] = None, n_baseline: int = 5, delay: str = "0",
-                 frame_times: Optional[str] = None, dt: Optional[float] = None, method: str = "nlls",
-                 chunk_voxels: int = 65536, compress: bool = True, overwrite: bool = False, label_names=None,
-                 series_uid: Optional[str] = None, quiet: bool = False):
-    """The whole of ``theraquant dce fit``; returns (VolumeFit, summary DataFrame, written paths)."""
-    import os
-    import time
-    from concurrent.futures import ThreadPoolExecutor
-
-    import numpy as np
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from . import dce
-    from .dce._models import MODELS, UNITS
-    from .image import Image
-    from .io import write_nifti
-    from .provenance import provenance, write_json
-
-    t_start = time.perf_counter()
-    # ---- options, checked before any work
-    if model not in MODELS:
-        raise TheraquantError(f"--model must be one of {', '.join(_DCE_MODELS)}, got {model!r}")
-    spec = MODELS[model]
-    aif_key = aif.lower().replace("_", "-")
-    aif_file = None
-    if aif_key not in _DCE_AIFS:
-        if not Path(aif).is_file():
-            raise TheraquantError(f"--aif must be one of {', '.join(_DCE_AIFS)} or a text file of plasma "
-                                  f"concentrations (mM, one per frame), got {aif!r}")
-        aif_file, aif_key = Path(aif), "file"
-    if aif_key == "roi" and aif_roi is None:
-        raise TheraquantError("--aif roi needs --aif-roi (a label of --mask, or a mask NIfTI of the artery)")
-    if input_kind not in ("concentration", "signal"):
-        raise TheraquantError(f"--input must be 'concentration' or 'signal', got {input_kind!r}")
-    if not 0.0 <= hct < 1.0:
-        raise TheraquantError(f"--hct must be a fraction in [0, 1), got {hct!r}")
-    if t10 is not None and not 0.0 < t10 < 100.0:
-        raise TheraquantError(f"--t10 must be a positive T1 in s (e.g. 1.4), got {t10!r}")
-    fit_delay = _dce_parse_delay(delay)
-
-    image = _dce_read_input(input_path, series_uid)
-    acq_from = None
-    if input_kind == "signal":
-        tr, flip_angle, acq_from = _dce_acquisition(image, tr, flip_angle)
-        missing = [o for o, v in (("--tr", tr), ("--flip-angle", flip_angle)) if v is None]
-        if t1 is None and t10 is None:
-            missing.append("--t1 or --t10")
-        if missing:
-            raise TheraquantError(f"--input signal needs {', '.join(missing)} to convert signal to "
-                                  "concentration (TR and T10 in s, flip angle in degrees)")
-    t, t_origin = _dce_frame_times(image, frame_times, dt, input_path)
-    labels = None
-    if mask is not None:
-        lab_img = _dce_read_3d(mask, image, "--mask")
-        lab = np.asarray(lab_img.array)
-        if lab.dtype == bool:
-            lab = lab.astype(np.int16)
-        if not np.all(np.isfinite(lab)):
-            raise TheraquantError(f"--mask {mask.name} holds NaN values; give a label image of integers")
-        labels = np.rint(lab).astype(np.int32)
-        if label_names is None:
-            side = lab_img.meta.get("sidecar", {}) if isinstance(lab_img.meta, dict) else {}
-            names = side.get("LabelNames") or {}
-            label_names = {int(k): str(v) for k, v in names.items()}
-    t10_map = None
-    if t1 is not None:
-        t10_map = np.asarray(_dce_read_3d(t1, image, "--t1").array, dtype=np.float64)
-
-    # ---- signal to concentration, one chunk at a time
-    def to_conc(curves, index):
-        t10_v = t10_map.reshape(-1)[index] if t10_map is not None else float(t10)
-        return dce.signal_to_concentration(curves, t10=t10_v, r1=r1, tr=tr, flip_angle=flip_angle,
-                                           n_baseline=n_baseline, return_info=True).conc
-
-    def roi_mask(spec_str: str, what: str):
-        if spec_str.lstrip("-").isdigit():
-            if labels is None:
-                raise TheraquantError(f"{what} {spec_str} is a label value but no --mask was given; pass "
-                                      "--mask with the label image, or a mask NIfTI file")
-            roi = labels == int(spec_str)
-            if not roi.any():
-                raise TheraquantError(f"{what} {spec_str}: no voxel of --mask has that label; labels present: "
-                                      f"{sorted(int(v) for v in np.unique(labels) if v)}")
-            return roi, int(spec_str)
-        roi = np.asarray(_dce_read_3d(Path(spec_str), image, what).array) != 0
-        if not roi.any():
-            raise TheraquantError(f"{what} {spec_str} selects no voxel")
-        return roi, None
-
-    def roi_input(spec_str: str, what: str):
-        roi, label = roi_mask(spec_str, what)
-        curves = _dce_roi_curves(image.array, roi)
-        if input_kind == "signal":
-            idx = np.flatnonzero(roi.reshape(-1))
-            curves = to_conc(curves, idx)
-        return dce.aif.measured(t, curves, hct=hct), label, int(roi.sum())
-
-    # ---- input functions (plasma, mM)
-    roi_labels: list[int] = []
-    aif_info: dict = {"aif": aif_key, "hct": hct}
-    if aif_key == "roi":
-        cp, lab_v, n_roi = roi_input(aif_roi, "--aif-roi")
-        aif_info.update({"aif_roi": aif_roi, "aif_roi_voxels": n_roi})
-        roi_labels += [lab_v] if lab_v is not None else []
-    elif aif_file is not None:
-        try:
-            cp = np.asarray([float(v) for v in aif_file.read_text().replace(",", " ").split()])
-        except ValueError:
-            raise TheraquantError(f"--aif {aif_file.name}: not a list of numbers; give the plasma AIF in mM, "
-                                  "one value per frame, separated by commas, spaces or newlines") from None
-        aif_info.update({"aif": str(aif_file), "aif_units": "mM plasma, as given"})
-    else:
-        cp = dce.aif.population(aif_key, t, delay=aif_delay, hct=hct)
-        aif_info["aif_delay_s"] = aif_delay
-    cp_portal = None
-    if spec.n_inputs == 2:
-        if portal == "model":
-            cp_portal = dce.aif.portal_venous(t, cp)
-            aif_info["portal"] = "modelled from the AIF with the gut impulse response (aif.portal_venous)"
-        else:
-            cp_portal, lab_v, n_roi = roi_input(portal, "--portal")
-            aif_info.update({"portal": portal, "portal_voxels": n_roi})
-            roi_labels += [lab_v] if lab_v is not None else []
-    for name, curve in (("AIF", cp), ("portal-venous input", cp_portal)):
-        if curve is not None and np.shape(curve) != t.shape:
-            raise TheraquantError(f"the {name} has {np.size(curve)} samples but there are {t.size} frame times; "
-                                  "give the input function at the frame times (cp has the wrong length)")
-        if curve is not None and not np.all(np.isfinite(curve)):
-            raise TheraquantError(f"the {name} holds NaN or infinite values; check its ROI or file")
-    fit_mask = None
-    if labels is not None:
-        fit_mask = (labels != 0) & ~np.isin(labels, roi_labels)  # vessels are inputs, not tissue
-        if not fit_mask.any():
-            raise TheraquantError(f"--mask {mask.name} holds no tissue voxel (only background"
-                                  f"{' and the input ROIs' if roi_labels else ''})")
-
-    check_out_dir(out_dir, overwrite)
-
-    # ---- the fit, with a progress bar fed by the driver
-    n_total = int(fit_mask.sum()) if fit_mask is not None else int(np.prod(image.shape))
-    with Progress(TextColumn("[bold]fitting {task.fields[model]}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("voxels"), TimeElapsedColumn(), console=err, transient=False,
-                  disable=quiet) as bar:
-        task = bar.add_task("fit", total=n_total, model=model)
-        try:
-            res = dce.fit_volume(
-                image.array, t, model, cp=cp, cp_portal=cp_portal, mask=fit_mask, method=method,
-                chunk_voxels=chunk_voxels, transform=to_conc if input_kind == "signal" else None,
-                progress=lambda done, total: bar.update(task, completed=done), delay=fit_delay)
-        except Exception:
-            bar.remove_task(task)  # the error is the one line left on the terminal
-            raise
-    t_fit = time.perf_counter() - t_start
-
-    # ---- outputs
-    settings = {
-        "input": str(input_path), "input_kind": input_kind, "mask": str(mask) if mask else None,
-        "model": model, "method": method, "delay": fit_delay, **aif_info,
-        "t1_map": str(t1) if t1 else None, "t10_s": t10, "r1_per_mM_per_s": r1 if input_kind == "signal" else None,
-        "tr_s": tr, "flip_angle_deg": flip_angle, "acquisition_from": acq_from,
-        "n_baseline": n_baseline if input_kind == "signal" else None,
-        "frame_times_from": t_origin, "chunk_voxels": chunk_voxels, "compress": compress,
-        "series_uid": series_uid,
-        "fit": dict(res.settings),
-    }
-    units = {k: res.units.get(k) or UNITS.get(k, "") for k in res}
-    ext = ".nii.gz" if compress else ".nii"
-
-    def write_map(name: str) -> Path:
-        sidecar = {"Parameter": name, "Units": units[name], "Model": model, "ModelCAPLEX": spec.caplex,
-                   "Description": _DCE_MAP_DESCRIPTION.get(name, f"{name} of the {model} model")}
-        return write_nifti(Image(res[name], image.affine), out_dir / f"{name}{ext}", sidecar=sidecar,
-                           dtype=np.uint8 if name == "success" else np.float32)
-
-    # a fixed delay is a setting, not a map; gzip releases the GIL, so maps compress in parallel
-    names_out = [k for k in res if not (k == "delay" and fit_delay != "fit")]
-    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        written = list(pool.map(write_map, names_out))
-    t_write = time.perf_counter() - t_start - t_fit
-    summary_labels = labels if labels is not None else np.ones(image.shape, dtype=np.int32)
-    names = dict(label_names or {})
-    if labels is None:
-        names.setdefault(1, "all voxels")
-    elif roi_labels:
-        summary_labels = np.where(np.isin(labels, roi_labels), 0, labels)
-    summarised = [k for k in names_out if k not in ("success", "aic") and not k.endswith("_se")]
-    summary = dce.summarize_maps(res, summary_labels, parameters=summarised, label_names=names)
-    summary.insert(3, "units", [units.get(p, "") for p in summary["parameter"]])
-    summary_csv = out_dir / "summary.csv"
-    summary.to_csv(summary_csv, index=False, float_format="%.6g")
-    record = provenance(
-        settings=settings, constants={"hct": hct, **({"r1_per_mM_per_s": r1} if input_kind == "signal" else {})},
-        units=units, inputs=[p for p in (input_path, mask, t1) if p is not None],
-        Model=model, ModelCAPLEX=spec.caplex, ModelReference=spec.reference,
-        FrameTimes_s=t, InputFunction_mM={"plasma_arterial": cp, **({"plasma_portal": cp_portal}
-                                                                    if cp_portal is not None else {})},
-        Counts={"voxels": res.n_voxels, "fitted": res.n_fitted, "failed": res.n_failed,
-                "nonfinite": res.n_nonfinite, "constant": res.n_constant},
-        Maps=[p.name for p in written], Summary=summary_csv.name, FitSeconds=round(t_fit, 3),
-        WriteSeconds=round(t_write, 3))
-    written.append(write_json(record, out_dir / "dce_fit.json"))
-    written.append(summary_csv)
-    return res, summary, written
 
 
 def _print_summary(summary, *, title: str) -> None:
@@ -431,7 +136,7 @@ def dce_fit(
                                         "JSON sidecar)."),
     t1: Optional[Path] = typer.Option(None, "--t1", help="T10 map in s (NIfTI), for --input signal."),
     t10: Optional[float] = typer.Option(None, "--t10", help="Fixed T10 in s, for --input signal."),
-    aif: str = typer.Option("parker", "--aif", help=f"Input function: {', '.join(_DCE_AIFS)}, or a text file "
+    aif: str = typer.Option("parker", "--aif", help=f"Input function: {', '.join(DCE_AIFS)}, or a text file "
                             "of plasma concentrations (mM, one per frame)."),
     aif_roi: Optional[str] = typer.Option(None, "--aif-roi", help="Artery for --aif roi: a label of --mask or "
                                           "a mask NIfTI (blood, converted to plasma with --hct)."),
@@ -439,7 +144,7 @@ def dce_fit(
     portal: str = typer.Option("model", "--portal", help="Portal-venous input for dual-input models: 'model' "
                                "(gut impulse response on the AIF), a label of --mask or a mask NIfTI."),
     hct: float = typer.Option(0.42, "--hct", help="Haematocrit (fraction): plasma = blood / (1 - hct)."),
-    model: str = typer.Option("etofts", "--model", help=f"Model: {', '.join(_DCE_MODELS)}."),
+    model: str = typer.Option("etofts", "--model", help=f"Model: {', '.join(DCE_MODELS)}."),
     input_kind: str = typer.Option("concentration", "--input", help="INPUT holds 'concentration' (mM) or "
                                    "'signal' (SPGR)."),
     r1: float = typer.Option(4.5, "--r1", help="Relaxivity, 1/(mM s), for --input signal."),
@@ -459,17 +164,21 @@ def dce_fit(
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out folder."),
 ) -> None:
     """Fit a tracer-kinetic model voxel by voxel; write one NIfTI map per parameter and a summary table."""
-    res, summary, written = _dce_fit_run(
-        input_path, out_dir, mask=mask, t1=t1, t10=t10, aif=aif, aif_roi=aif_roi, aif_delay=aif_delay,
-        portal=portal, hct=hct, model=model, input_kind=input_kind, r1=r1, tr=tr, flip_angle=flip_angle,
-        n_baseline=n_baseline, delay=delay, frame_times=frame_times, dt=dt, method=method,
-        chunk_voxels=chunk_voxels, compress=compress, overwrite=overwrite, series_uid=series_uid)
+    from .pipeline import run_dce_fit
+
+    with _voxel_progress(f"fitting {model}") as progress:
+        run = run_dce_fit(
+            input_path, out_dir, mask=mask, t1=t1, t10=t10, aif=aif, aif_roi=aif_roi, aif_delay=aif_delay,
+            portal=portal, hct=hct, model=model, input_kind=input_kind, r1=r1, tr=tr, flip_angle=flip_angle,
+            n_baseline=n_baseline, delay=delay, frame_times=frame_times, dt=dt, method=method,
+            chunk_voxels=chunk_voxels, compress=compress, overwrite=overwrite, series_uid=series_uid,
+            progress=progress)
+    res = run.fit
     shown = [k for k in res if k not in ("success", "aic", "delay") and not k.endswith("_se")]
     shown += ["delay"] if delay.strip().lower() == "fit" else []
-    _print_summary(summary[summary["parameter"].isin(shown)],
+    _print_summary(run.summary[run.summary["parameter"].isin(shown)],
                    title=f"{model}: {res.n_voxels} voxels, {res.n_failed} failed (all statistics in summary.csv)")
-    out.print(f"wrote {len(written)} files to {out_dir}")
-
+    out.print(f"wrote {len(run.written)} files to {out_dir}")
 
 
 # ---------------------------------------------------------------------------- PET commands
@@ -737,60 +446,6 @@ def stats_cmd(
 # ---------------------------------------------------------------------------- demo
 
 
-def _demo_figure(path: Path, ph, res, model: str, slice_z: int) -> Path:
-    """Truth and fitted maps on one slice, and example curves with their fits (matplotlib Agg)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from . import dce
-    from .dce._models import MODELS, UNITS
-
-    params = [p for p in MODELS[model].free if p in ph.truth]
-    fig, axes = plt.subplots(3, len(params), figsize=(3.2 * len(params), 9.0), constrained_layout=True)
-    labels = ph.labels.array
-    tissue = np.isin(labels, [1, 2, 3, 4])
-    for j, p in enumerate(params):
-        truth = np.where(tissue, ph.truth[p], np.nan)[slice_z]
-        fitted = np.where(tissue, res[p], np.nan)[slice_z]
-        hi = float(np.nanpercentile(ph.truth[p], 99)) * 1.3
-        for i, (arr, what) in enumerate(((truth, "truth"), (fitted, "fitted"))):
-            im = axes[i, j].imshow(arr, cmap="viridis", vmin=0.0, vmax=hi, interpolation="nearest")
-            axes[i, j].set_title(f"{p} {what} ({UNITS.get(p, '')})", fontsize=9)
-            axes[i, j].set_axis_off()
-        fig.colorbar(im, ax=axes[:2, j], shrink=0.6)
-    # example curves: the voxel nearest each tissue label's centre, data and fitted model
-    ax = axes[2, 0]
-    ax.plot(ph.t, ph.cp, "k-", lw=1, label="arterial plasma")
-    ax.plot(ph.t, ph.cp_portal, "k--", lw=1, label="portal plasma")
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("mM")
-    ax.legend(fontsize=7)
-    ax.set_title("input functions", fontsize=9)
-    panels = list(axes[2, 1:]) or [axes[2, 0]]
-    for j, value in enumerate((1, 2, 3, 4)):
-        ax = panels[j % len(panels)]
-        idx = np.argwhere((labels == value) & np.asarray(res["success"]))
-        if idx.size == 0:
-            continue
-        z, y, x = idx[len(idx) // 2]
-        data = np.asarray(ph.image.array[z, y, x], dtype=float)
-        fitted_params = {p: np.asarray([res[p][z, y, x]], dtype=float) for p in MODELS[model].free}
-        fit_curve = dce.simulate(ph.t, model, fitted_params, cp=ph.cp, cp_portal=ph.cp_portal)[0]
-        ax.plot(ph.t, data, ".", color=f"C{j}", ms=3, label=f"{ph.label_names[value]} data")
-        ax.plot(ph.t, fit_curve, "-", color=f"C{j}", lw=1.2, label=f"{ph.label_names[value]} fit")
-        ax.set_xlabel("time (s)")
-        ax.set_ylabel("mM")
-        ax.legend(fontsize=7)
-        ax.set_title("tissue curves (one voxel)", fontsize=9)
-    fig.suptitle(f"theraquant demo: synthetic liver DCE phantom, {model} fit (slice z = {slice_z})")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 @app.command("demo")
 @handle_errors
 def demo(
@@ -803,56 +458,21 @@ def demo(
     """DCE-MRI demo on the built-in synthetic liver phantom: maps, summary table (fitted vs truth), PNG figure."""
     import time
 
-    import numpy as np
-
-    from .dce import summarize_maps
-    from .image import Image
-    from .io import write_nifti
-    from .phantom import LIVER_LABELS, liver_dce_phantom
+    from .pipeline import run_demo
 
     t0 = time.perf_counter()
-    if model not in ("dual_input_etofts", "etofts", "tofts", "patlak"):
-        raise TheraquantError(f"--model must be dual_input_etofts, etofts, tofts or patlak for the demo (the "
-                              f"phantom's truth is Ktrans, ve, vp, fa), got {model!r}")
-    check_out_dir(out_dir, overwrite)
-    ph = liver_dce_phantom(noise_sd=noise, rng=seed)
-    inp = out_dir / "input"
-    dce_path = write_nifti(ph.image, inp / "dce.nii.gz",
-                           sidecar={"Description": "synthetic liver DCE phantom (concentration)", **ph.settings})
-    lab_path = write_nifti(ph.labels, inp / "labels.nii.gz", dtype=np.int16,
-                           sidecar={"LabelNames": dict(LIVER_LABELS)})
-    for name, arr in ph.truth.items():
-        write_nifti(Image(arr, ph.image.affine), out_dir / "truth" / f"{name}.nii.gz",
-                    sidecar={"Parameter": name, "Description": "ground truth of the phantom"})
-    # the same code path as `theraquant dce fit`: ROI input functions from the aorta and portal vein labels
-    res, summary, written = _dce_fit_run(
-        dce_path, out_dir / "maps", mask=lab_path, aif="roi", aif_roi="5", portal="6", hct=ph.settings["hct"],
-        model=model, overwrite=True, label_names=dict(LIVER_LABELS))
-    truth_tab = summarize_maps({p: ph.truth[p] for p in ph.truth if p in res},
-                               np.where(np.isin(ph.labels.array, [5, 6]), 0, ph.labels.array),
-                               label_names=dict(LIVER_LABELS))
-    both = summary.merge(truth_tab[["label", "parameter", "median"]].rename(columns={"median": "truth_median"}),
-                         on=["label", "parameter"], how="inner")
-    both["median_rel_error"] = both["median"] / both["truth_median"] - 1.0
-    cols = ["label", "name", "parameter", "units", "n_voxels", "truth_median", "median", "median_rel_error",
-            "iqr", "p10", "p90", "failed_fraction"]
-    both = both[cols]
-    vs_truth = out_dir / "summary_vs_truth.csv"
-    both.to_csv(vs_truth, index=False, float_format="%.6g")
-    slice_z = int(np.argmax(np.isin(ph.labels.array, [2, 3, 4]).sum(axis=(1, 2))))
-    png = _demo_figure(out_dir / "demo.png", ph, res, model, slice_z)
-
+    with _voxel_progress(f"fitting {model}") as progress:
+        run = run_demo(out_dir, model=model, noise_sd=noise, seed=seed, overwrite=overwrite, progress=progress)
     rows = [[r.name, r.parameter, r.units, str(r.n_voxels), f"{r.truth_median:.4g}", f"{r.median:.4g}",
-             f"{100 * r.median_rel_error:+.1f}%", f"{r.iqr:.3g}"] for r in both.itertuples(index=False)]
+             f"{100 * r.median_rel_error:+.1f}%", f"{r.iqr:.3g}"] for r in run.vs_truth.itertuples(index=False)]
     _print_rows(f"{model} fit of the liver phantom vs truth (median per label)",
                 ["label", "param", "unit", "n", "truth", "fitted", "error", "IQR"], rows, n_text=3)
-    out.print(f"phantom     {inp}/ (dce.nii.gz, labels.nii.gz), truth maps in {out_dir / 'truth'}/")
-    out.print(f"maps        {out_dir / 'maps'}/ ({', '.join(p.name for p in written if p.suffix == '.gz')})")
-    out.print(f"settings    {out_dir / 'maps' / 'dce_fit.json'}")
-    out.print(f"summary     {out_dir / 'maps' / 'summary.csv'} and {vs_truth}")
-    out.print(f"figure      {png}")
+    out.print(f"phantom     {run.input_dir}/ (dce.nii.gz, labels.nii.gz), truth maps in {run.truth_dir}/")
+    out.print(f"maps        {run.maps_dir}/ ({', '.join(p.name for p in run.maps)})")
+    out.print(f"settings    {run.maps_dir / 'dce_fit.json'}")
+    out.print(f"summary     {run.maps_dir / 'summary.csv'} and {run.vs_truth_csv}")
+    out.print(f"figure      {run.figure}")
     out.print(f"done in {time.perf_counter() - t0:.1f} s")
-
 
 
 def main() -> None:  # console-script entry point
