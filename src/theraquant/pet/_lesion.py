@@ -70,7 +70,11 @@ def sphere_kernel(spacing_mm: ArrayLike, *, sphere_ml: float = 1.0) -> NDArray[n
     >>> k.shape, round(float(k.sum()) * 8e-3, 4)   # 1 mL of 2 mm voxels
     ((9, 9, 9), 1.0)
     """
-    sp = np.asarray(normalize_spacing(spacing_mm), dtype=float)
+    sp_in = np.asarray(normalize_spacing(spacing_mm), dtype=float)
+    # the chord along the last axis is exact and the other two are sub-sampled: put the coarsest
+    # axis last (the sphere is symmetric, so permuting axes permutes the kernel)
+    order = np.argsort(sp_in, kind="stable")
+    sp = sp_in[order]
     r = sphere_radius_mm(sphere_ml)
     h = np.ceil(r / sp + 0.5).astype(int)
     grids = np.meshgrid(*[np.arange(-n, n + 1) * s for n, s in zip(h, sp)], indexing="ij")
@@ -88,7 +92,7 @@ def sphere_kernel(spacing_mm: ArrayLike, *, sphere_ml: float = 1.0) -> NDArray[n
         lo = np.maximum(x0 - sp[2] / 2.0, -half)
         hi = np.minimum(x0 + sp[2] / 2.0, half)
         k[edge] = (np.maximum(hi - lo, 0.0) / sp[2]).mean(axis=(1, 2))
-    return k
+    return np.ascontiguousarray(np.transpose(k, np.argsort(order)))
 
 
 def _check_inputs(values: ArrayLike, mask: ArrayLike, spacing_mm: ArrayLike,
