@@ -1,7 +1,7 @@
 """90Y voxel S-value convolution of a 256^3 activity map: theraquant vs scipy.signal.fftconvolve.
 
 Run: python bench/bench_vsv.py [--repeat N]
-Same map, same kernel, same run, float64 throughout:
+Same map, same kernel, same run, float64 throughout (plus one row with single-precision transforms):
   * baseline: ``scipy.signal.fftconvolve(tia, kernel, mode="same")`` (float64),
   * theraquant: ``dosimetry._convolve.convolve_same`` (the engine of ``absorbed_dose``: crop to
     the non-zero bounding box plus the kernel's reach, scipy.fft real transforms with
@@ -73,6 +73,8 @@ def _one(method: str, case: str) -> None:
         fftconvolve(tia * 1e-6, k, mode="same")
     elif method == "convolve_same":
         convolve_same(tia, k * 1e-9)
+    elif method == "absorbed_dose_single":
+        absorbed_dose(tia, sp, precision="single")
     else:
         absorbed_dose(tia, sp)
     print((_rss_kib("VmHWM") - before) / 1024)
@@ -120,11 +122,14 @@ def main() -> None:
             "scipy.signal.fftconvolve": lambda: fftconvolve(tia * 1e-6, k, mode="same") * 1e-3,
             "theraquant convolve_same": lambda: convolve_same(tia, k * 1e-9),
             "theraquant absorbed_dose (full call)": lambda: np.asarray(absorbed_dose(tia, sp)),
+            "theraquant absorbed_dose precision='single'": lambda: np.asarray(
+                absorbed_dose(tia, sp, precision="single")),
         }, args.repeat)
         t_ref, t_ref_med, c_ref, ref = res["scipy.signal.fftconvolve"]
         dmax = float(ref.max())
         keys = {"scipy.signal.fftconvolve": "fftconvolve", "theraquant convolve_same": "convolve_same",
-                "theraquant absorbed_dose (full call)": "absorbed_dose"}
+                "theraquant absorbed_dose (full call)": "absorbed_dose",
+                "theraquant absorbed_dose precision='single'": "absorbed_dose_single"}
         for name, (t, t_med, c, out) in res.items():
             diff = float(np.abs(out - ref).max()) / dmax
             print(f"| {case} | {name} | {t:.3f} (median {t_med:.3f}) | {c:.2f} | {N**3 / t:.3g} | "

@@ -26,7 +26,7 @@ def _symmetric_spectrum(kernel: NDArray[np.float64], shape: tuple[int, int, int]
 
 
 def convolve_same(values: NDArray[np.float64], kernel: NDArray[np.float64], *,
-                  workers: int = -1) -> NDArray[np.float64]:
+                  workers: int = -1, precision: str = "double") -> NDArray[np.float64]:
     """Linear convolution of `values` with an odd-sized centred kernel, same shape as `values`.
 
     Only the bounding box of the non-zero voxels, widened by the kernel's half-size, is
@@ -44,6 +44,11 @@ def convolve_same(values: NDArray[np.float64], kernel: NDArray[np.float64], *,
         Kernel with odd sizes, centre at ``m // 2`` (e.g. mGy/(MBq s)).
     workers : int
         Threads for scipy.fft (-1: all cores).
+    precision : {"double", "single"}
+        Floating-point precision of the transforms. ``"single"`` (float32 FFTs, result returned
+        as float64) is about 1.5-2x faster and half the memory; its round-off is ~3e-7 of the
+        maximum of the result (absolute), which is negligible at the peak but not in the far
+        tail: keep ``"double"`` where doses of less than ~1e-4 of the maximum matter.
 
     Returns
     -------
@@ -59,8 +64,11 @@ def convolve_same(values: NDArray[np.float64], kernel: NDArray[np.float64], *,
     >>> bool(np.allclose(out[:2, :2, :2], k[1:, 1:, 1:])), bool(abs(out[4, 4, 4]) < 1e-12)
     (True, True)
     """
+    if precision not in ("double", "single"):
+        raise ValueError(f"precision must be 'double' or 'single', got {precision!r}")
     a = np.asarray(values, dtype=np.float64)
     k = np.asarray(kernel, dtype=np.float64)
+    dtype = np.float64 if precision == "double" else np.float32
     if a.ndim != 3 or k.ndim != 3 or any(m % 2 == 0 for m in k.shape):
         raise ValueError(f"need a 3-D map and an odd-sized 3-D kernel, got {a.shape} and {k.shape}")
     # Only the bounding box of the non-zero voxels, widened by the kernel's reach, can receive
@@ -81,12 +89,13 @@ def convolve_same(values: NDArray[np.float64], kernel: NDArray[np.float64], *,
         # of that region is computed by the full-size routine below
         padded = np.zeros(tuple(h_ - l_ for l_, h_ in zip(olo, ohi)))
         padded[lo[0] - olo[0]:hi[0] - olo[0], lo[1] - olo[1]:hi[1] - olo[1], lo[2] - olo[2]:hi[2] - olo[2]] = src
-        out[olo[0]:ohi[0], olo[1]:ohi[1], olo[2]:ohi[2]] = _convolve_full(padded, k, workers)
+        out[olo[0]:ohi[0], olo[1]:ohi[1], olo[2]:ohi[2]] = _convolve_full(padded, k, workers, dtype)
         return out
-    return _convolve_full(a, k, workers)
+    return _convolve_full(a, k, workers, dtype)
 
 
-def _convolve_full(a: NDArray[np.float64], k: NDArray[np.float64], workers: int) -> NDArray[np.float64]:
+def _convolve_full(a: NDArray[np.float64], k: NDArray[np.float64], workers: int,
+                   dtype: type = np.float64) -> NDArray[np.float64]:
     n0, n1, n2 = a.shape
     shape = tuple(sfft.next_fast_len(n + m // 2, real=True) for n, m in zip(a.shape, k.shape))
     L0, L1, L2 = shape
@@ -98,8 +107,9 @@ def _convolve_full(a: NDArray[np.float64], k: NDArray[np.float64], workers: int)
         idx = [np.arange(-(m // 2), m // 2 + 1) % L for m, L in zip(k.shape, shape)]
         kp[np.ix_(*idx)] = k
         spec = sfft.rfftn(kp, workers=workers)
-    x = sfft.rfftn(a, s=shape, workers=workers)  # one multi-axis pass beats staged 1-D passes here
+    spec = spec.astype(dtype if even else np.result_type(dtype, np.complex64), copy=False)
+    x = sfft.rfftn(a.astype(dtype, copy=False), s=shape, workers=workers)  # one multi-axis pass beats staged 1-D passes here
     x *= spec
     x = sfft.ifft(x, axis=0, workers=workers, overwrite_x=True)[:n0]
     x = sfft.ifft(x, axis=1, workers=workers, overwrite_x=True)[:, :n1]
-    return np.ascontiguousarray(sfft.irfft(x, n=L2, axis=2, workers=workers)[:, :, :n2])
+    return np.ascontiguousarray(sfft.irfft(x, n=L2, axis=2, workers=workers)[:, :, :n2], dtype=np.float64)
