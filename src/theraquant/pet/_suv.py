@@ -41,7 +41,7 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import DicomError, TheraquantError
+from ..errors import DicomError, Finding, TheraquantError
 from ._bodysize import body_surface_area, ideal_body_weight, lean_body_mass
 
 __all__ = ["SuvConversion", "Finding", "suv_factor", "check_suv_headers", "read_suv", "NORMALIZATIONS",
@@ -792,28 +792,6 @@ def suv_factor(headers: Any, *, normalization: Normalization = "bw",
     r.constants["uptake_time_s"] = _range(dts)
     r.constants["decay_factor"] = _range(decay)
     return _result(scale * x_norm / (dose * decay), norm, r)
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One problem found in a PET series' headers by :func:`check_suv_headers`.
-
-    Attributes
-    ----------
-    level : int
-        Logging level: 30 warning, 40 error.
-    check : str
-        Which check, e.g. ``"pet.dose"``.
-    message : str
-        What is wrong; starts with the file name and names the tag.
-    fix : str
-        How to fix it (usually the override to pass).
-    """
-
-    level: int
-    check: str
-    message: str
-    fix: str = ""
 
 
 def check_suv_headers(headers: Any, *, normalization: Normalization = "bw", names: Sequence[str] | None = None,

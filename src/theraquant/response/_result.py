@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
-__all__ = ["Rule", "Finding", "ResponseResult"]
+from ..errors import Finding
+
+__all__ = ["Rule", "Finding", "ResponseResult"]  # Finding lives in theraquant.errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,28 +27,6 @@ class Rule:
 
     id: str
     text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """A remark about the input that did not stop the grading (check battery style).
-
-    Attributes
-    ----------
-    level : int
-        Logging level: 20 information, 30 warning.
-    check : str
-        Name of the check, e.g. ``"percist.reference_stability"``.
-    message : str
-        What was found, with the values.
-    fix : str
-        What to do about it.
-    """
-
-    level: int
-    check: str
-    message: str
-    fix: str = ""
 
 
 def _fmt(v: Any) -> str:
