@@ -137,8 +137,8 @@ def _dce_roi_curves(array, roi):
 
 
 def run_dce_fit(input_path: Path, out_dir: Path, *, mask: Optional[Path] = None, t1: Optional[Path] = None,
-                 t10: Optional[float] = None, aif: str = "parker", aif_roi: Optional[str] = None,
-                 aif_delay: float = 0.0, portal: str = "model", hct: float = 0.42, model: str = "etofts",
+                 t10: Optional[float] = None, t10_blood: Optional[float] = None, aif: str = "parker",
+                 aif_roi: Optional[str] = None, aif_delay: float = 0.0, portal: str = "model", hct: float = 0.42, model: str = "etofts",
                  input_kind: str = "concentration", r1: float = 4.5, tr: Optional[float] = None,
                  flip_angle: Optional[float] = None, n_baseline: int = 5, delay: str = "0",
                  frame_times: Optional[str] = None, dt: Optional[float] = None, method: str = "nlls",
@@ -202,6 +202,13 @@ def run_dce_fit(input_path: Path, out_dir: Path, *, mask: Optional[Path] = None,
         raise TheraquantError(f"--hct must be a fraction in [0, 1), got {hct!r}")
     if t10 is not None and not 0.0 < t10 < 100.0:
         raise TheraquantError(f"--t10 must be a positive T1 in s (e.g. 1.4), got {t10!r}")
+    if t10_blood is not None and not 0.0 < t10_blood < 100.0:
+        raise TheraquantError(f"--t10-blood must be a positive T1 in s (e.g. 1.44 at 1.5 T), got {t10_blood!r}")
+    roi_inputs = aif_key == "roi" or (spec.n_inputs == 2 and portal != "model")
+    if input_kind == "signal" and roi_inputs and t1 is None and t10_blood is None:
+        raise TheraquantError("--input signal with vessel ROI inputs needs the blood T10: pass --t10-blood "
+                              "(s; about 1.44 at 1.5 T, 1.66 at 3 T) or a --t1 map that covers the vessels; "
+                              "--t10 is the tissue's")
     fit_delay = _dce_parse_delay(delay)
 
     image = _dce_read_input(input_path, series_uid)
@@ -233,8 +240,11 @@ def run_dce_fit(input_path: Path, out_dir: Path, *, mask: Optional[Path] = None,
         t10_map = np.asarray(_dce_read_3d(t1, image, "--t1").array, dtype=np.float64)
 
     # ---- signal to concentration, one chunk at a time
-    def to_conc(curves, index):
-        t10_v = t10_map.reshape(-1)[index] if t10_map is not None else float(t10)
+    def to_conc(curves, index, *, blood=False):
+        if blood and t10_blood is not None:
+            t10_v = float(t10_blood)  # vessel ROIs hold blood: its own T10, not the tissue's
+        else:
+            t10_v = t10_map.reshape(-1)[index] if t10_map is not None else float(t10)
         return dce.signal_to_concentration(curves, t10=t10_v, r1=r1, tr=tr, flip_angle=flip_angle,
                                            n_baseline=n_baseline, return_info=True).conc
 
@@ -258,7 +268,7 @@ def run_dce_fit(input_path: Path, out_dir: Path, *, mask: Optional[Path] = None,
         curves = _dce_roi_curves(image.array, roi)
         if input_kind == "signal":
             idx = np.flatnonzero(roi.reshape(-1))
-            curves = to_conc(curves, idx)
+            curves = to_conc(curves, idx, blood=True)
         return dce.aif.measured(t, curves, hct=hct), label, int(roi.sum())
 
     # ---- input functions (plasma, mM)
@@ -313,7 +323,8 @@ def run_dce_fit(input_path: Path, out_dir: Path, *, mask: Optional[Path] = None,
     settings = {
         "input": str(input_path), "input_kind": input_kind, "mask": str(mask) if mask else None,
         "model": model, "method": method, "delay": fit_delay, **aif_info,
-        "t1_map": str(t1) if t1 else None, "t10_s": t10, "r1_per_mM_per_s": r1 if input_kind == "signal" else None,
+        "t1_map": str(t1) if t1 else None, "t10_s": t10, "t10_blood_s": t10_blood,
+        "r1_per_mM_per_s": r1 if input_kind == "signal" else None,
         "tr_s": tr, "flip_angle_deg": flip_angle, "acquisition_from": acq_from,
         "n_baseline": n_baseline if input_kind == "signal" else None,
         "frame_times_from": t_origin, "chunk_voxels": chunk_voxels, "compress": compress,
