@@ -5,6 +5,7 @@ Units follow MIRD: activity in Bq (MBq, GBq where named), time-integrated activi
 (z, y, x) and ``spacing_mm`` is (z, y, x) in mm.
 """
 
+from ._density import GENERIC_CT_CALIBRATION, density_from_ct
 from ._dvh import DoseVolumeResult, bed_permanent_implant, dose_volume
 from ._kernels import TABLE_SIZES_MM, VoxelKernel, lanconelli_table, voxel_kernel
 from ._nuclides import NUCLIDES, Nuclide, get_nuclide
@@ -15,6 +16,7 @@ from ._voxel import DoseMap, absorbed_dose, activity_from_concentration, calibra
 
 __all__ = [
     "DoseMap",
+    "GENERIC_CT_CALIBRATION",
     "DoseVolumeResult",
     "NUCLIDES",
     "Nuclide",
@@ -25,6 +27,7 @@ __all__ = [
     "activity_from_concentration",
     "bed_permanent_implant",
     "calibrate_activity",
+    "density_from_ct",
     "dose_volume",
     "fit_tac",
     "get_nuclide",
