@@ -56,7 +56,19 @@ def test_time_not_1d():
 def test_nan_frame_in_every_curve():
     ct = np.stack([CT, 2 * CT])
     ct[:, 4] = np.nan
-    with pytest.raises(TheraquantError, match=r"ct is NaN in every curve at frame\(s\) \[4\] \(t = \[20.0\] s\)"):
+    with pytest.raises(TheraquantError, match=r"ct is NaN or infinite in every curve at frame\(s\) \[4\] \(t = \[20.0\] s\)"):
+        dce.fit(T, ct, "tofts", cp=CP)
+
+
+def test_infinite_frame_or_every_curve_non_finite():
+    ct = np.stack([CT, 2 * CT])
+    ct[:, 7] = np.inf  # was misreported as "constant in every curve"
+    with pytest.raises(TheraquantError, match=r"NaN or infinite in every curve at frame\(s\) \[7\]"):
+        dce.fit(T, ct, "tofts", cp=CP)
+    ct = np.stack([CT, 2 * CT])
+    ct[0, 3] = np.nan
+    ct[1, 9] = -np.inf
+    with pytest.raises(TheraquantError, match=r"every curve of ct \(2\) holds NaN or infinite samples"):
         dce.fit(T, ct, "tofts", cp=CP)
 
 
@@ -109,8 +121,8 @@ def test_constant_curve():
 def test_constant_curve_among_others_fails_alone_without_error():
     ct = np.stack([CT, np.zeros(T.size)])
     res = dce.fit(T, ct, "tofts", cp=CP)
-    assert bool(res["success"][0])
-    assert np.isnan(res["r2"][1])  # no variance to explain
+    assert res["success"].tolist() == [True, False]  # ve is unidentifiable when nothing enhances
+    assert np.isnan(res["r2"][1]) and np.isnan(res["ve"][1]) and np.isnan(res["Ktrans"][1])
 
 
 def test_unknown_option_and_method():

@@ -568,8 +568,9 @@ def fit(t: ArrayLike, ct: ArrayLike, model: str, *, cp: ArrayLike, cp_portal: Ar
     ------
     TheraquantError
         Unknown model or option; t not 1-D strictly increasing and finite; ct, cp or
-        cp_portal of the wrong length; NaN in an input function or in a whole frame of ct;
-        every curve constant.
+        cp_portal of the wrong length; NaN in an input function; NaN or infinite values in a
+        whole frame of ct or in every curve; every curve constant. (A single constant or
+        non-finite curve among others is reported as ``success`` False with NaN parameters.)
 
     References
     ----------
@@ -613,13 +614,16 @@ def fit(t: ArrayLike, ct: ArrayLike, model: str, *, cp: ArrayLike, cp_portal: Ar
         Y = np.ascontiguousarray(Y, dtype=np.float64)
     sst = np.empty(n)
     row_stats(Y, sst)
-    nan_rows = np.isnan(sst)
+    nan_rows = np.isnan(sst)  # a NaN or infinite sample makes the row's sum of squares NaN
     if nan_rows.all():
-        nan_frames = np.flatnonzero(np.all(np.isnan(Y), axis=0))
+        nan_frames = np.flatnonzero(np.all(~np.isfinite(Y), axis=0))
         if nan_frames.size:
             raise TheraquantError(
-                f"ct is NaN in every curve at frame(s) {nan_frames[:10].tolist()} (t = "
+                f"ct is NaN or infinite in every curve at frame(s) {nan_frames[:10].tolist()} (t = "
                 f"{t[nan_frames[:10]].tolist()} s); drop those frames from t and ct before fitting")
+        raise TheraquantError(
+            f"every curve of ct ({n}) holds NaN or infinite samples; nothing can be fitted - check the "
+            "signal-to-concentration step (saturated or zero baseline signal)")
     if np.all(sst[~nan_rows] == 0):
         raise TheraquantError(
             f"ct is constant in time in every curve ({n} curve(s)); there is no enhancement to "
@@ -688,7 +692,8 @@ def fit(t: ArrayLike, ct: ArrayLike, model: str, *, cp: ArrayLike, cp_portal: Ar
                                                   max_iter, tol, multistart)
             Dc = np.broadcast_to(dc, (Yc.shape[0],))
         P[sl], SE[sl], SSE[sl], ST[sl], D[sl] = Pc, SEc, SSEc, STc, Dc
-    success = ST > 0
+    # a constant curve (e.g. all zero: no enhancement) leaves ve or fa unidentifiable: not a fit
+    success = (ST > 0) & (sst > 0)
     P[~success] = np.nan
     SE[~success] = np.nan
     SSE[~success] = np.nan
