@@ -15,14 +15,18 @@ def _symmetric_spectrum(kernel: NDArray[np.float64], shape: tuple[int, int, int]
     For an even kernel the DFT is real: sum_o k[o] cos(2 pi f o / L) per axis, separable, so
     three small matrix products replace a full-size FFT of the zero-padded kernel.
     """
-    out = kernel
+    cos = []
     for axis, n in enumerate(shape):
         m = kernel.shape[axis]
         offsets = np.arange(m) - m // 2
         nf = n // 2 + 1 if axis == 2 else n
-        cos = np.cos(2.0 * np.pi * np.outer(np.arange(nf), offsets) / n)  # (nf, m)
-        out = np.moveaxis(np.tensordot(cos, out, axes=([1], [axis])), 0, axis)
-    return out
+        cos.append(np.cos(2.0 * np.pi * np.outer(np.arange(nf), offsets) / n))  # (nf, m)
+    # contract the small axes first; the last product writes the full spectrum C-contiguous, in
+    # the layout of the data's rfftn (a strided spectrum makes the multiply 1.5x slower)
+    t = np.einsum("ijk,ck->ijc", kernel, cos[2])  # (m0, m1, nf2)
+    t = np.einsum("ijc,bj->ibc", t, cos[1])  # (m0, nf1, nf2)
+    m0 = kernel.shape[0]
+    return (cos[0] @ t.reshape(m0, -1)).reshape(cos[0].shape[0], cos[1].shape[0], cos[2].shape[0])
 
 
 def convolve_same(values: NDArray[np.float64], kernel: NDArray[np.float64], *,
@@ -75,11 +79,14 @@ def convolve_same(values: NDArray[np.float64], kernel: NDArray[np.float64], *,
     # dose: transform that box (activity maps are usually zero outside the liver or body).
     lo, hi = [], []
     for ax in range(3):
-        nz = np.flatnonzero(np.any(a != 0, axis=tuple(i for i in range(3) if i != ax)))
-        if nz.size == 0:
+        # scan slices inwards from both ends: a map that is non-zero at its faces costs 6 slices
+        b = np.moveaxis(a, ax, 0)
+        first = next((i for i in range(b.shape[0]) if b[i].any()), None)
+        if first is None:  # nothing but zeros
             return np.zeros(a.shape)
-        lo.append(int(nz[0]))
-        hi.append(int(nz[-1]) + 1)
+        last = next(i for i in range(b.shape[0] - 1, -1, -1) if b[i].any())
+        lo.append(first)
+        hi.append(last + 1)
     if any(h_ - l_ < n for l_, h_, n in zip(lo, hi, a.shape)):
         out = np.zeros(a.shape)
         src = a[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
@@ -112,4 +119,6 @@ def _convolve_full(a: NDArray[np.float64], k: NDArray[np.float64], workers: int,
     x *= spec
     x = sfft.ifft(x, axis=0, workers=workers, overwrite_x=True)[:n0]
     x = sfft.ifft(x, axis=1, workers=workers, overwrite_x=True)[:, :n1]
-    return np.ascontiguousarray(sfft.irfft(x, n=L2, axis=2, workers=workers)[:, :, :n2], dtype=np.float64)
+    # a view of the first n2 samples of the padded last axis: copying it out (0.1 s for 256^3 here)
+    # would cost as much as a transform; the padding is 3-5 % of the array
+    return sfft.irfft(x, n=L2, axis=2, workers=workers)[:, :, :n2].astype(np.float64, copy=False)
