@@ -55,12 +55,15 @@ def _check_map(values: ArrayLike, name: str, *, ndim: int | None = 3) -> NDArray
     if ndim is not None and a.ndim != ndim:
         raise TheraquantError(f"{name} must be a {ndim}-D array indexed (z, y, x), got shape {a.shape}; "
                               "pass one volume (one time point)")
-    bad_nan = int(np.count_nonzero(~np.isfinite(a)))
-    if bad_nan:
+    if a.size == 0:
+        raise TheraquantError(f"{name} is empty (shape {a.shape})")
+    lo, hi = a.min(), a.max()  # two reductions without temporaries; NaN propagates into both
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        bad_nan = int(np.count_nonzero(~np.isfinite(a)))
         raise TheraquantError(f"{name} has {bad_nan} NaN or infinite voxel(s); activity must be finite; "
                               "set voxels outside the field of view to 0 (np.nan_to_num)")
-    neg = int(np.count_nonzero(a < 0))
-    if neg:
+    if lo < 0:
+        neg = int(np.count_nonzero(a < 0))
         raise TheraquantError(f"{name} has {neg} negative voxel(s) (min {a.min():.4g}); activity cannot be "
                               "negative; clip reconstruction noise first (np.clip(a, 0, None)) if intended")
     return a
