@@ -242,6 +242,24 @@ def forward_kernel(code, h, uniform, ua, uv, P, out):  # pragma: no cover - numb
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FM)
+def _gram(A, v, q, G, b, with_rhs):  # pragma: no cover - numba
+    """Normal equations of the rows of A (q x T): G = A A^T and, when with_rhs, b = A v."""
+    T = A.shape[1]
+    for a in range(q):
+        if with_rhs:
+            s = 0.0
+            for i in range(T):
+                s += A[a, i] * v[i]
+            b[a] = s
+        for c in range(a + 1):
+            s = 0.0
+            for i in range(T):
+                s += A[a, i] * A[c, i]
+            G[a, c] = s
+            G[c, a] = s
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FM)
 def _chol_solve(A, b, x, L, p):  # pragma: no cover - numba
     """Solve A x = b (p x p, symmetric positive definite) by Cholesky; False if not SPD."""
     for j in range(p):
@@ -349,18 +367,9 @@ def _lm_one(code, h, uniform, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se,
     while it < max_iter and status == 2:
         it += 1
         # normal equations
+        _gram(J, r, p, JTJ, grad, True)
         dmax = 0.0
         for a in range(p):
-            s = 0.0
-            for i in range(T):
-                s += J[a, i] * r[i]
-            grad[a] = s
-            for b in range(a + 1):
-                s = 0.0
-                for i in range(T):
-                    s += J[a, i] * J[b, i]
-                JTJ[a, b] = s
-                JTJ[b, a] = s
             if JTJ[a, a] > dmax:
                 dmax = JTJ[a, a]
         if dmax <= 0.0:
@@ -413,13 +422,7 @@ def _lm_one(code, h, uniform, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se,
             status = 1  # no downhill step left: at a (bounded) minimum
     # standard errors from the Jacobian: cov = s^2 (J^T J)^-1
     dof = T - p
-    for a in range(p):
-        for b in range(a + 1):
-            s = 0.0
-            for i in range(T):
-                s += J[a, i] * J[b, i]
-            JTJ[a, b] = s
-            JTJ[b, a] = s
+    _gram(J, r, p, JTJ, grad, False)
     s2 = sse / dof if dof > 0 else np.nan
     for a in range(p):
         for b in range(p):
@@ -572,17 +575,7 @@ def linear_kernel(code, h, ua, uv, Y, X):  # pragma: no cover - numba
                     else:
                         cols[4, i] = w[2, i]
             ok = True
-            for j in range(q):
-                acc = 0.0
-                for i in range(T):
-                    acc += cols[j, i] * y[i]
-                b[j] = acc
-                for m in range(j + 1):
-                    acc = 0.0
-                    for i in range(T):
-                        acc += cols[j, i] * cols[m, i]
-                    G[j, m] = acc
-                    G[m, j] = acc
+            _gram(cols, y, q, G, b, True)
             for j in range(q):
                 s[j] = np.sqrt(G[j, j]) if G[j, j] > 0.0 else 1.0
             for j in range(q):
