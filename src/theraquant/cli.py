@@ -18,7 +18,8 @@ from . import __version__
 from .errors import TheraquantError
 from .pipeline._dce import DCE_AIFS, DCE_MODELS
 
-app = typer.Typer(name="theraquant", help=__doc__.splitlines()[0] if __doc__ else None,
+app = typer.Typer(name="theraquant", help="Quantitative imaging for radionuclide therapy of liver tumours: DCE-MRI "
+                  "perfusion, PET SUV and hypoxia, voxel dosimetry, response criteria, cohort statistics.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 dce_app = typer.Typer(help="DCE-MRI perfusion: tracer-kinetic model fitting.", no_args_is_help=True)
 pet_app = typer.Typer(help="PET quantification: SUV, lesion metrics, hypoxia.", no_args_is_help=True)
