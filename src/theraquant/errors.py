@@ -13,7 +13,45 @@ __all__ = ["TheraquantError", "DicomError", "Finding"]
 
 
 class TheraquantError(ValueError):
-    """Bad input to a theraquant function: the message says what and how to fix it."""
+    """Bad input to a theraquant function: the message says what and how to fix it.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong: the argument or file, the value received and what was needed.
+    argument : str, optional
+        The API keyword of the offending argument (e.g. ``"series_uid"``); the command line
+        maps it to its ``--flag`` instead of rewriting the message.
+    fix : str, optional
+        How to fix it; appended to the message as ``"; fix: ..."`` unless the message says it.
+
+    Examples
+    --------
+    >>> err = TheraquantError("threshold=-1 must be > 0", argument="threshold", fix="pass e.g. 1.29")
+    >>> str(err), err.argument
+    ('threshold=-1 must be > 0; fix: pass e.g. 1.29', 'threshold')
+    >>> isinstance(err, ValueError)
+    True
+    """
+
+    def __init__(self, message: str = "", *args: object, argument: str | None = None, fix: str | None = None):
+        super().__init__(message, *args)
+        self.message = str(message)
+        self.argument = argument
+        self.fix = fix
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if self.fix and self.fix not in text:
+            text = f"{text}; fix: {self.fix}"
+        return text
+
+    def __reduce__(self):  # keyword-only fields survive pickling (Dask workers)
+        return (_rebuild_error, (type(self), self.args, self.argument, self.fix))
+
+
+def _rebuild_error(cls: type, args: tuple, argument: str | None, fix: str | None) -> TheraquantError:
+    return cls(*args, argument=argument, fix=fix)
 
 
 class DicomError(TheraquantError):
