@@ -150,12 +150,19 @@ class Image:
 
     def with_array(self, array: ArrayLike, *, units: str | None = None,
                    frame_times_s: ArrayLike | None = None, meta: Mapping[str, Any] | None = None) -> "Image":
-        """A new image on the same grid holding ``array`` (same spatial shape)."""
+        """A new image on the same grid holding ``array`` (same spatial shape).
+
+        A 4-D ``array`` with as many frames as this image keeps this image's ``frame_times_s``
+        unless others are given.
+        """
         array = np.asarray(array)
         if array.shape[:3] != self.shape:
             raise TheraquantError(
                 f"array of shape {array.shape} does not fit the grid {self.shape} (z, y, x)"
             )
+        if (frame_times_s is None and array.ndim == 4 and self.frame_times_s is not None
+                and array.shape[3] == self.n_frames):
+            frame_times_s = self.frame_times_s
         return Image(array, self.affine, units=self.units if units is None else units,
                      frame_times_s=frame_times_s if array.ndim == 4 else None,
                      meta=self.meta if meta is None else meta)

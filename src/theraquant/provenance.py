@@ -73,7 +73,41 @@ def provenance(*, settings: Mapping[str, Any] | None = None, constants: Mapping[
 
 
 def write_json(record: Mapping[str, Any], path: str | Path) -> Path:
-    """Write a JSON record (numpy values converted) and return its path."""
+    """Write a JSON record (numpy values converted) atomically and return its path.
+
+    The text goes to a temporary file in the same folder (named as :mod:`theraquant.io`'s atomic
+    writers name theirs, ``.tqtmp-<pid>-<token>-<name>``, so their clean-up removes a killed
+    writer's leftover), is fsync-ed and renamed onto ``path``: a reader sees the old record or the
+    complete new one, never half a file. (This module sits below :mod:`theraquant.io`, so it cannot
+    use :func:`theraquant.io.write_json`; both write the same way.)
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = write_json({"a": 1}, pathlib.Path(tempfile.mkdtemp()) / "r.json")
+    >>> json.loads(p.read_text())
+    {'a': 1}
+    """
+    import os
+    import secrets
+
     path = Path(path)
-    path.write_text(json.dumps(to_jsonable(record), indent=2, allow_nan=False) + "\n")
+    text = json.dumps(to_jsonable(record), indent=2, allow_nan=False) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tqtmp-{os.getpid()}-{secrets.token_hex(4)}-{path.name}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
     return path

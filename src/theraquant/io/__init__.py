@@ -6,6 +6,8 @@ NIfTI's RAS frame is converted to the package's LPS convention here and only her
 
 from ._dicom import read_dicom_series, read_dicom_headers, group_series
 from ._nifti import read_nifti, write_nifti, sidecar_path
+from ._atomic import atomic_path, atomic_paths, atomic_write, clean_temporaries, write_json, write_table, write_text
 
 __all__ = ["read_nifti", "write_nifti", "sidecar_path", "read_dicom_series", "read_dicom_headers",
-           "group_series"]
+           "group_series", "atomic_write", "atomic_path", "atomic_paths", "clean_temporaries", "write_json",
+           "write_text", "write_table"]

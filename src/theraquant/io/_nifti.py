@@ -1,8 +1,10 @@
-"""NIfTI reading and writing (nibabel), with RAS <-> LPS conversion and a JSON sidecar."""
+"""NIfTI reading and writing (nibabel), with RAS <-> LPS conversion and a JSON sidecar (written atomically)."""
 
 from __future__ import annotations
 
 import json
+import os
+import zlib
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -11,6 +13,7 @@ import numpy as np
 from ..errors import TheraquantError
 from ..image import Image
 from ..provenance import to_jsonable
+from ._atomic import atomic_path, atomic_paths
 
 __all__ = ["read_nifti", "write_nifti", "sidecar_path"]
 
@@ -37,12 +40,92 @@ def sidecar_path(path: str | Path) -> Path:
     return path.with_suffix(".json")
 
 
+def _machine_memory_bytes() -> int | None:
+    """Physical memory of this machine, bytes (None when unknown)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def _check_data_size(path: Path, nii: Any, *, mmap: bool) -> None:
+    """Refuse, before reading any voxel, a header that promises more data than the file holds
+    (truncated file) or more memory than this machine has."""
+    header = nii.header
+    shape = tuple(int(n) for n in nii.shape)
+    n_vox = int(np.prod(shape, dtype=np.float64)) if shape else 0
+    itemsize = header.get_data_dtype().itemsize
+    stored = float(n_vox) * itemsize
+    compressed = path.name.lower().endswith(".gz")
+    if not compressed:
+        offset = int(header.get("vox_offset", 0) or 0)
+        size = path.stat().st_size
+        if size < offset + stored:
+            raise TheraquantError(
+                f"{path.name}: truncated NIfTI file: it holds {size:,} bytes but its header promises "
+                f"{offset + stored:,.0f} ({' x '.join(map(str, shape))} voxels of {header.get_data_dtype()}); "
+                "copy or export the file again")
+    slope, inter = header.get_slope_inter()
+    scaled = (slope not in (None, 1.0) and np.isfinite(slope or np.nan)) or (inter not in (None, 0.0) and
+                                                                           np.isfinite(inter or np.nan))
+    in_memory = stored * (8 / itemsize if scaled else 1.0)  # scaling makes float64
+    if compressed or not mmap or scaled:
+        total = _machine_memory_bytes()
+        if total is not None and in_memory > total:
+            raise TheraquantError(
+                f"{path.name}: its header promises {' x '.join(map(str, shape))} voxels, {_gib(in_memory)} in "
+                f"memory, more than this machine's {_gib(total)}; check the header (dim, datatype), or "
+                "crop/split the image, or store it uncompressed (.nii) so it can be memory-mapped")
+
+
+def _read_sidecar(side: Path) -> dict[str, Any]:
+    try:
+        text = side.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TheraquantError(f"{side.name}: JSON sidecar is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                              "save it as UTF-8 or remove it") from None
+    except OSError as exc:
+        raise TheraquantError(f"{side.name}: cannot read the JSON sidecar ({exc.strerror})") from None
+    try:
+        js = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TheraquantError(f"{side.name}: sidecar is not valid JSON ({exc}); fix or remove it") from None
+    if not isinstance(js, dict):
+        raise TheraquantError(f"{side.name}: sidecar must hold a JSON object ({{\"key\": value, ...}}), "
+                              f"got a {type(js).__name__}; fix or remove it")
+    return js
+
+
+def _sidecar_frame_times(side: Path, value: Any, n_frames: int) -> np.ndarray:
+    try:
+        ft = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise TheraquantError(f"{side.name}: FrameTimes_s must be a list of numbers (s), got "
+                              f"{str(value)[:60]!r}; fix the sidecar") from None
+    if ft.ndim != 1 or ft.size != n_frames:
+        raise TheraquantError(f"{side.name}: FrameTimes_s has {ft.size} values but the image has {n_frames} "
+                              "frames; give one time (s) per frame")
+    if not np.all(np.isfinite(ft)):
+        raise TheraquantError(f"{side.name}: FrameTimes_s holds non-finite values; fix the sidecar")
+    return ft
+
+
 def read_nifti(path: str | Path, *, mmap: bool = True) -> Image:
     """Read a 3-D or 4-D NIfTI file as an :class:`~theraquant.image.Image` (LPS, (z, y, x[, t])).
 
     Frame times and units are taken from a JSON sidecar (``FrameTimes_s``,
     ``Units``) when one exists; otherwise frame times follow from the NIfTI
-    ``pixdim[4]`` (TR) and ``xyzt_units``.
+    ``pixdim[4]`` (TR) when ``xyzt_units`` gives its unit (s, ms or us). A
+    4-D file whose time step has no unit (nibabel's default header says
+    "unknown", with ``pixdim[4]`` = 1) gets **no** frame times
+    (``frame_times_s`` None): callers ask for them rather than assume 1-s frames.
+
+    Before any voxel is read, the header is checked against the file (a
+    truncated file is an error naming it) and against this machine's memory.
 
     Parameters
     ----------
@@ -50,17 +133,36 @@ def read_nifti(path: str | Path, *, mmap: bool = True) -> Image:
         ``.nii`` or ``.nii.gz`` file.
     mmap : bool
         Memory-map uncompressed data where possible (the array is then read lazily).
+
+    Raises
+    ------
+    TheraquantError
+        Missing, truncated or corrupt file, malformed sidecar, a header larger than memory.
     """
     import nibabel as nib
 
     path = Path(path)
     if not path.exists():
         raise TheraquantError(f"{path}: no such NIfTI file")
+    if path.is_dir():
+        raise TheraquantError(f"{path} is a folder, not a NIfTI file; give a .nii or .nii.gz file "
+                              "(DICOM folders are read by the DICOM readers)")
     try:
         nii = nib.load(str(path), mmap=mmap)
     except Exception as exc:  # nibabel raises several types for corrupt files
-        raise TheraquantError(f"{path.name}: not a readable NIfTI file ({exc})") from exc
-    data = np.asanyarray(nii.dataobj)
+        raise TheraquantError(f"{path.name}: not a readable NIfTI file ({type(exc).__name__}: {exc}); "
+                              "give a .nii or .nii.gz file") from None
+    if not hasattr(nii, "dataobj") or not hasattr(nii.header, "get_data_dtype"):
+        raise TheraquantError(f"{path.name}: not a NIfTI image ({type(nii).__name__}); give a .nii or .nii.gz file")
+    _check_data_size(path, nii, mmap=mmap)
+    try:
+        data = np.asanyarray(nii.dataobj)
+    except MemoryError:
+        raise TheraquantError(f"{path.name}: not enough memory to read {nii.shape} voxels; free memory or "
+                              "crop the image") from None
+    except (EOFError, OSError, ValueError, zlib.error) as exc:  # truncated or corrupt compressed stream
+        raise TheraquantError(f"{path.name}: truncated or corrupt NIfTI data ({type(exc).__name__}: {exc}); "
+                              "copy or export the file again") from None
     if data.ndim == 5 and data.shape[3] == 1:
         data = data[:, :, :, 0, :]
     if data.ndim == 2:
@@ -74,28 +176,38 @@ def read_nifti(path: str | Path, *, mmap: bool = True) -> Image:
     units = ""
     frame_times = None
     side = sidecar_path(path)
-    if side.exists():
-        try:
-            js = json.loads(side.read_text())
-        except json.JSONDecodeError as exc:
-            raise TheraquantError(f"{side.name}: sidecar is not valid JSON ({exc})") from exc
+    if side.is_file():
+        js = _read_sidecar(side)
         meta["sidecar"] = js
         units = str(js.get("Units", "")) if isinstance(js.get("Units", ""), str) else ""
         if "FrameTimes_s" in js and array.ndim == 4:
-            frame_times = np.asarray(js["FrameTimes_s"], dtype=float)
+            frame_times = _sidecar_frame_times(side, js["FrameTimes_s"], array.shape[3])
     if frame_times is None and array.ndim == 4:
         zooms = nii.header.get_zooms()
         tr = float(zooms[3]) if len(zooms) > 3 else 0.0
-        if tr > 0:
-            t_unit = nii.header.get_xyzt_units()[1]
-            scale = {"msec": 1e-3, "usec": 1e-6}.get(t_unit, 1.0)
+        t_unit = nii.header.get_xyzt_units()[1]
+        scale = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}.get(t_unit)
+        if tr > 0 and np.isfinite(tr) and scale is not None:
             frame_times = np.arange(array.shape[3]) * tr * scale
-    return Image(array, affine, units=units, frame_times_s=frame_times, meta=meta)
+        elif tr > 0:
+            meta["nifti_time_step_unknown_unit"] = tr  # pixdim[4] without a unit: not trusted
+    try:
+        return Image(array, affine, units=units, frame_times_s=frame_times, meta=meta)
+    except TheraquantError as exc:
+        raise TheraquantError(f"{path.name}: {exc}") from None
+
+
+_NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
 def write_nifti(image: Image, path: str | Path, *, sidecar: Mapping[str, Any] | None = None,
                 dtype: Any = np.float32) -> Path:
-    """Write an :class:`~theraquant.image.Image` to NIfTI (RAS affine) and a JSON sidecar.
+    """Write an :class:`~theraquant.image.Image` to NIfTI (RAS affine) and a JSON sidecar, atomically.
+
+    The map and its sidecar are one result: both are written to temporary names in the target
+    folder and fsync-ed, an earlier map of the same name is removed, then the sidecar and the map are
+    renamed into place in that order (:func:`theraquant.io.atomic_paths`). A run killed at any moment
+    leaves no map without its record, and no half-written file under a final name.
 
     Parameters
     ----------
@@ -105,7 +217,7 @@ def write_nifti(image: Image, path: str | Path, *, sidecar: Mapping[str, Any] | 
         Output ``.nii.gz`` or ``.nii``.
     sidecar : mapping, optional
         Provenance and settings, written as ``<name>.json`` together with
-        ``Units`` and ``FrameTimes_s``.
+        ``Units`` and ``FrameTimes_s`` (s; kept for 4-D images).
     dtype : numpy dtype or None
         Storage type (float32 by default; maps are computed in float64 and cast
         once here). ``None`` keeps the array's type; boolean arrays become uint8.
@@ -113,6 +225,9 @@ def write_nifti(image: Image, path: str | Path, *, sidecar: Mapping[str, Any] | 
     import nibabel as nib
 
     path = Path(path)
+    if not path.name.lower().endswith(_NIFTI_SUFFIXES) or path.name.lower() in _NIFTI_SUFFIXES:
+        raise TheraquantError(f"{path.name}: unsupported extension for a NIfTI output; name it <name>.nii.gz "
+                              "or <name>.nii")
     arr = image.array
     if arr.dtype == bool:
         arr = arr.astype(np.uint8)
@@ -129,13 +244,21 @@ def write_nifti(image: Image, path: str | Path, *, sidecar: Mapping[str, Any] | 
         zooms = list(nii.header.get_zooms())
         zooms[3] = float(np.median(np.diff(image.frame_times_s)))
         nii.header.set_zooms(zooms)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(nii, str(path))
     record: dict[str, Any] = dict(sidecar or {})
     if image.units:
         record.setdefault("Units", image.units)
     if image.frame_times_s is not None:
         record.setdefault("FrameTimes_s", image.frame_times_s)
+    side = sidecar_path(path)
     if record:
-        sidecar_path(path).write_text(json.dumps(to_jsonable(record), indent=2) + "\n")
+        text = json.dumps(to_jsonable(record), indent=2, allow_nan=False) + "\n"
+        with atomic_paths([side, path]) as (tmp_side, tmp_map):
+            tmp_side.write_text(text, encoding="utf-8")
+            nib.save(nii, str(tmp_map))
+    else:
+        had_map = path.exists()
+        with atomic_path(path) as tmp_map:
+            if had_map and side.is_file():  # the earlier map's record would describe the new one
+                side.unlink()
+            nib.save(nii, str(tmp_map))
     return path
