@@ -1,10 +1,19 @@
 """Composition of io and the engines into runs that read files and write results.
 
-The study pipeline (study folders, study.yaml, Dask, resume) will build on these per-series runs.
+A study folder of DICOM (any layout) is discovered (:func:`discover_study`), configured by its
+``study.yaml`` (:class:`StudyConfig`, :func:`load_config`) and run patient by patient on Dask
+(:func:`run_study`), writing the RESULTS layout of ``docs/results-layout.md``. The per-series runs
+(:func:`run_dce_fit`) are the building blocks of the single-series commands.
 """
 
+from ._config import StudyConfig, config_hash, default_yaml, load_config
 from ._dce import DCE_AIFS, DCE_MODELS, DceRun, run_dce_fit
 from ._demo import DemoRun, run_demo
+from ._discovery import ROLES, TIMEPOINTS, PatientStudy, SeriesInfo, Study, discover_study, parse_segment_label
 from ._outputs import prepare_out_dir
+from ._run import RunSettings
 
-__all__ = ["DCE_AIFS", "DCE_MODELS", "DceRun", "run_dce_fit", "DemoRun", "run_demo", "prepare_out_dir"]
+__all__ = ["DCE_AIFS", "DCE_MODELS", "DceRun", "run_dce_fit", "DemoRun", "run_demo", "prepare_out_dir",
+           "StudyConfig", "load_config", "default_yaml", "config_hash",
+           "SeriesInfo", "PatientStudy", "Study", "discover_study", "parse_segment_label", "ROLES", "TIMEPOINTS",
+           "RunSettings"]
