@@ -7,10 +7,11 @@ package, see :func:`criteria`) and can be overridden with ``thresholds=``.
 """
 
 from ._criteria import criteria
+from ._measure import longest_axial_diameter
 from ._pet import eortc, percist
 from ._recist import Lesion, mrecist, recist
 from ._result import Finding, ResponseResult, Rule
 from ._table import grade_lesions, grade_patients
 
 __all__ = ["Finding", "Lesion", "ResponseResult", "Rule", "criteria", "eortc", "grade_lesions",
-           "grade_patients", "mrecist", "percist", "recist"]
+           "grade_patients", "longest_axial_diameter", "mrecist", "percist", "recist"]
