@@ -92,7 +92,7 @@ def test_seg_pseudonymised_identifiers(tmp_path):
     b = write_seg(_masks(src), src.meta["headers"], tmp_path / "b.dcm", identifiers=ids)
     da, db = pydicom.dcmread(a), pydicom.dcmread(b)
     hdr = src.meta["headers"][0]
-    assert (str(da.PatientName), da.PatientID, da.PatientBirthDate) == ("P007", "P007", "")
+    assert (str(da.PatientName), da.PatientID, da.PatientBirthDate) == ("P007^", "P007", "")
     assert da.StudyDate == "20231206"  # 2024-03-15 - 100 days
     assert "ACC123" not in str(da) and "Test^Patient" not in str(da) and hdr.StudyInstanceUID not in str(da)
     # remapped consistently: two objects of one patient share study and frame of reference

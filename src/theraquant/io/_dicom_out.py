@@ -16,9 +16,10 @@ Application Level Confidentiality Profile with the "retain longitudinal temporal
 modified dates" and "retain patient characteristics" options:
 
 * Patient-module attributes named in the mapping (``PatientName``, ``PatientID``, ... any DICOM
-  keyword) are set to the given values; ``PatientName`` defaults to ``PatientID``. Other directly
+  keyword) are set to the given values; ``PatientName`` defaults to ``PatientID`` as a family
+  name (``P001^``). Other directly
   identifying attributes (birth date, other IDs, addresses, accession number, institution,
-  physicians, StudyID) are emptied (Type 2) or removed (Type 3); sex, age, weight and size are
+  physicians, StudyID) are emptied (sequences removed); sex, age, weight and size are
   kept (SUV needs them).
 * Every instance, series, study and frame-of-reference UID, also inside references, is replaced by
   ``generate_uid(UID_ROOT, entropy_srcs=[salt, original])``: the same original UID always maps to
@@ -63,7 +64,7 @@ _REMAP_UIDS = frozenset({
 })
 #: Directly identifying attributes: emptied (Type 2 in the IODs we write) ...
 _EMPTY = ("PatientBirthDate", "AccessionNumber", "ReferringPhysicianName", "StudyID")
-#: ... or removed.
+#: ... or emptied as well (sequences removed).
 _REMOVE = ("OtherPatientIDs", "OtherPatientIDsSequence", "OtherPatientNames", "PatientAddress",
            "PatientTelephoneNumbers", "PatientMotherBirthName", "MilitaryRank", "EthnicGroup",
            "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "StationName",
@@ -198,7 +199,7 @@ def apply_identifiers(ds: Any, identifiers: Mapping[str, str] | None) -> Any:
     >>> ds.PatientBirthDate = "19600101"; ds.StudyInstanceUID = "1.2.3.4"
     >>> _ = apply_identifiers(ds, {"PatientID": "P001", "DateShiftDays": "-30"})
     >>> str(ds.PatientName), ds.PatientID, ds.StudyDate, ds.PatientBirthDate
-    ('P001', 'P001', '20240101', '')
+    ('P001^', 'P001', '20240101', '')
     >>> ds.StudyInstanceUID.startswith(UID_ROOT), ds.PatientIdentityRemoved
     (True, 'YES')
     """
@@ -247,8 +248,11 @@ def apply_identifiers(ds: Any, identifiers: Mapping[str, str] | None) -> Any:
             setattr(ds, kw, "")
     for kw in _REMOVE:
         if kw in ds:
-            delattr(ds, kw)
-    ds.PatientName = ids.get("PatientName", pid)
+            if ds[kw].VR == "SQ":
+                delattr(ds, kw)
+            else:
+                setattr(ds, kw, "")  # zero length: valid for Type 2 and Type 3 alike
+    ds.PatientName = ids.get("PatientName", pid if "^" in pid else pid + "^")
     ds.PatientID = pid
     for kw, val in ids.items():
         if kw in _SPECIAL or kw in ("PatientName", "PatientID"):
