@@ -83,7 +83,9 @@ def test_threshold_override_changes_the_decision():
     assert res.category == "PMR"
     assert res.thresholds["absolute_change_SUL"] == 0.5
     assert "0.5 SUL" in res.rule.text
-    assert eortc(10.0, 8.0, thresholds={"PMR_after_more_cycles": 0.2}).category == "PMR"
+    # -21 %: SMD by EORTC's "greater than 25 %", PMR with a 20 % rule
+    assert eortc(10.0, 7.9).category == "SMD"
+    assert eortc(10.0, 7.9, thresholds={"PMR_after_more_cycles": 0.2}).category == "PMR"
 
 
 def test_result_is_frozen_and_records_its_making():
@@ -102,3 +104,37 @@ def test_result_is_frozen_and_records_its_making():
     pet = percist(10.0, 6.0)
     assert pet.reference.startswith("10.2967/jnumed.108.057307")
     assert [f.check for f in pet.findings] == ["percist.measurability"]  # info: not checked
+
+
+def test_each_rule_has_its_sources_operator_and_quote():
+    # PERCIST 1.0: PMR ">= 30 % and >= 0.8 SUL", PMD "> 30 % and > 0.8 SUL" (reference file wording)
+    ref = REF["PERCIST_1.0"]["categories"]
+    c = criteria("PERCIST")
+    assert ">= 30 %" in ref["PMR"] and "> 30 %" in ref["PMD"]
+    assert dict(c["operators"]) == {"pmr_relative": ">=", "pmr_absolute": ">=", "pmd_relative": ">",
+                                    "pmd_absolute": ">", "pmd_tlg": ">"}
+    assert "a minimum of 30%" in c["quotes"]["pmr"] and ">30% increase" in c["quotes"]["pmd"]
+    # EORTC 1999: PMD "> 25 %", PMR "> 25 % after more than one cycle", ">= 15 %" after one
+    assert "> 25 %" in REF["EORTC_1999"]["categories"]["PMD"]
+    assert dict(criteria("EORTC")["operators"]) == {"pmr_after_1_cycle": ">=", "pmr_after_more_cycles": ">",
+                                                    "pmd_increase": ">", "pmd_extent": ">"}
+    # RECIST 1.1 / mRECIST: "at least" for PR and PD
+    assert set(criteria("RECIST")["operators"].values()) == {">="} == set(criteria("mRECIST")["operators"].values())
+    # the rule sentences say the comparison
+    assert percist(10.0, 14.0).rule.text.startswith("SULpeak increased by more than 30 % and more than 0.8 SUL")
+    assert percist(10.0, 6.0).rule.text.startswith("SULpeak decreased by at least 30 % and at least 0.8 SUL")
+
+
+def test_relative_change_at_the_boundary_uses_the_stated_tolerance():
+    # 13.0 / 10.0 - 1 = 0.30000000000000004 in float64: exactly +30 %, hence not "> 30 %"
+    assert 13.0 / 10.0 - 1 > 0.3
+    assert percist(10.0, 13.0).category == "SMD"
+    assert percist(10.0, 7.0).category == "PMR"          # -30 %, -3 SUL: "a minimum of 30 %"
+    assert percist(10.0, 13.0 + 2e-8).category == "PMD"  # +30 % + 2e-9: beyond the 1e-9 tolerance
+
+
+def test_global_inclusive_switch_is_gone():
+    import pytest as _pt
+    from theraquant.errors import TheraquantError
+    with _pt.raises(TheraquantError, match=r"thresholds\['inclusive'\] is gone: each rule of PERCIST has its own"):
+        percist(10.0, 13.0, thresholds={"inclusive": False})

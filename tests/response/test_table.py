@@ -58,9 +58,10 @@ def test_percist_table_reference_columns():
 
 
 def test_eortc_table_one_cycle():
-    t = pd.DataFrame({"baseline": [8.0, 8.0], "followup": [6.8, 6.0]})
-    assert grade_lesions(t, "EORTC", after_one_cycle=True)["category"].tolist() == ["PMR", "PMR"]
-    assert grade_lesions(t, "EORTC")["category"].tolist() == ["SMD", "PMR"]
+    # -15 %, -25 %, -26.25 %: after one cycle PMR is ">= 15 %"; after more, "greater than 25 %"
+    t = pd.DataFrame({"baseline": [8.0, 8.0, 8.0], "followup": [6.8, 6.0, 5.9]})
+    assert grade_lesions(t, "EORTC", after_one_cycle=True)["category"].tolist() == ["PMR", "PMR", "PMR"]
+    assert grade_lesions(t, "EORTC")["category"].tolist() == ["SMD", "SMD", "PMR"]
 
 
 def _grid(rng, n, lo, hi, step):

@@ -22,6 +22,10 @@ __all__ = ["VoxelKernel", "voxel_kernel", "lanconelli_table", "TABLE_SIZES_MM", 
 TABLE_SIZES_MM = (2.21, 2.33, 2.4, 3.0, 3.59, 3.9, 4.0, 4.42, 4.8, 5.0, 6.0, 6.8, 9.28)
 #: Density of the tables' media, g/mL (soft tissue ICRP; compact bone, inferred from energy balance).
 KERNEL_DENSITY_G_ML = {"soft": 1.04, "bone": 1.85}
+#: Voxel edges accepted for VSV, mm. Not from a paper: the Lanconelli 2012 tables span 2.21-9.28 mm
+#: and theraquant extrapolates them (log-log + radial, see voxel_kernel) only to about half the
+#: finest (1 mm, clinical PET/SPECT voxels are >= 2 mm) and 1.3x the coarsest (12 mm), the range
+#: its energy-balance tests cover (tests/dosimetry/test_vsv.py); beyond that no check exists.
 MIN_EDGE_MM = 1.0
 MAX_EDGE_MM = 12.0
 _HALF = 5  # tables hold offsets 0..5 per axis

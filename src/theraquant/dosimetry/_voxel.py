@@ -17,6 +17,9 @@ __all__ = ["DoseMap", "absorbed_dose", "permanent_implant_tia", "calibrate_activ
            "activity_from_concentration"]
 
 DEFAULT_DENSITY_G_ML = 1.04  # ICRP soft tissue, the Lanconelli kernels' medium
+#: 90Y absorbed dose per activity for complete local decay, Gy kg/GBq (= J/GBq): the MIRD /
+#: partition-model constant (Gulec SA et al. J Nucl Med 2006;47:1209-11; Dezarn WA et al. Med Phys
+#: 2011;38:4824-45, AAPM TG 144). ICRP 107 energy gives 49.39; the TheraSphere insert uses 50.
 Y90_K_GY_KG_PER_GBQ = 49.67
 
 

@@ -83,6 +83,13 @@ _SUVTYPE_NORM = {"BW": "bw", "LBM": "lbm-james", "LBMJAMES128": "lbm-james", "LB
                  "BSA": "bsa", "IBW": "ibw"}
 #: RadionuclideTotalDose values below this are taken as MBq (no PET injection is under 0.1 MBq).
 MBQ_DETECTION_LIMIT = 1.0e5
+#: PatientWeight (0010,1030) above this is not a weight in kg (DICOM PS3.3 C.7.1.3 stores kg) but a
+#: unit error (g, lb). Set below the heaviest recorded human (635 kg, J. B. Minnoch; Guinness World
+#: Records) and above the patient-table load of PET/CT scanners (about 200-300 kg, vendor data sheets).
+MAX_WEIGHT_KG = 400.0
+#: PatientSize (0010,1020) above this is not a height in m (DICOM PS3.3 C.7.1.3 stores metres) but
+#: centimetres: the tallest recorded human was 2.72 m (R. Wadlow; Guinness World Records).
+MAX_HEIGHT_M = 3.0
 
 
 def _tagstr(t: tuple[int, int]) -> str:
@@ -330,7 +337,7 @@ class _Rules:
                 raise DicomError(f"{hd.name}: PatientWeight (0010,1030) is {w!r} kg; a positive weight "
                                  "is needed for the SUV; pass weight_kg=70.0")
             raise self.missing("PatientWeight", "weight_kg", "for the SUV", "70.0")
-        elif w > 400:
+        elif w > MAX_WEIGHT_KG:
             raise DicomError(f"{hd.name}: PatientWeight (0010,1030) is {w} kg, not a body weight in kg "
                              "(grams?); correct the header or pass weight_kg=")
         self.constants["weight_kg"] = w
@@ -346,7 +353,7 @@ class _Rules:
         elif h is None or h <= 0:
             raise self.missing("PatientSize", "height_m", "for lean body mass, body surface area and "
                                "ideal body weight", "1.75")
-        elif h > 3.0:
+        elif h > MAX_HEIGHT_M:
             raise DicomError(f"{hd.name}: PatientSize (0010,1020) is {h}, but DICOM stores the height in "
                              f"metres; correct the header or pass height_m={h / 100:g}")
         self.constants["height_m"] = h

@@ -12,14 +12,18 @@ from typing import Any, Mapping
 
 from ..errors import TheraquantError
 
-__all__ = ["criteria", "NAMES"]
+__all__ = ["criteria", "NAMES", "operators"]
 
 #: accepted spellings -> key in criteria.json
 NAMES = {"recist": "RECIST", "mrecist": "mRECIST", "percist": "PERCIST", "eortc": "EORTC"}
 
-#: numeric tolerance of every boundary comparison: decimal inputs such as 2.0 -> 2.8 SUL
-#: (a float difference of 0.7999999999999998) must meet a 0.8 threshold exactly.
+#: Absolute tolerance of every boundary comparison (on fractions, SUL and mm): decimal inputs
+#: such as 2.0 -> 2.8 SUL (a float difference of 0.7999999999999998) or 10.0 -> 13.0
+#: (+0.30000000000000004) sit exactly on a 0.8 SUL or 30 % boundary. 1e-9 is far above float64
+#: round-off of such inputs (~1e-15) and far below any clinically meaningful change.
 EPS = 1e-9
+
+_OPERATORS = (">=", ">")
 
 
 @lru_cache(maxsize=None)
@@ -71,6 +75,11 @@ def thresholds(name: str, overrides: Mapping[str, Any] | None) -> Mapping[str, A
         raise TheraquantError(
             f"thresholds must be a mapping of threshold name to value, got {type(overrides).__name__}; "
             f"pass e.g. {{'{next(iter(base))}': {next(iter(base.values()))}}}")
+    if "inclusive" in overrides:
+        raise TheraquantError(
+            f"thresholds['inclusive'] is gone: each rule of {_key(name)} has its own comparison as its source "
+            f"words it ({dict(operators(name))}); remove 'inclusive' (criteria({_key(name)!r})['quotes'] "
+            "gives the sentences)", argument="thresholds")
     unknown = sorted(set(overrides) - set(base))
     if unknown:
         raise TheraquantError(
@@ -96,6 +105,30 @@ def meta(name: str) -> tuple[str, str, str]:
     """(name, version, doi) of a criterion."""
     block = _load()[_key(name)]
     return block["name"], block["version"], block["doi"]
+
+
+def operators(name: str) -> Mapping[str, str]:
+    """Comparison of each boundary of a criterion (``">="`` at least, ``">"`` more than), read-only.
+
+    Examples
+    --------
+    >>> ops = operators("PERCIST")
+    >>> ops["pmr_relative"], ops["pmd_relative"]
+    ('>=', '>')
+    """
+    ops = _load()[_key(name)]["operators"]
+    assert all(v in _OPERATORS for v in ops.values()), ops
+    return MappingProxyType(dict(ops))
+
+
+def passes(x: Any, op: str, limit: Any) -> Any:
+    """``x >= limit`` or ``x > limit`` by ``op``, with the tolerance :data:`EPS`; NaN gives False."""
+    return at_least(x, limit, op == ">=")
+
+
+def words(op: str) -> str:
+    """``">="`` -> ``"at least"``, ``">"`` -> ``"more than"`` (for rule sentences)."""
+    return "at least" if op == ">=" else "more than"
 
 
 def at_least(x: Any, limit: Any, inclusive: bool) -> Any:

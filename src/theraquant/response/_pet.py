@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import TheraquantError
-from ._criteria import EPS, at_least, finite, meta, thresholds as _thresholds
+from ._criteria import EPS, at_least, finite, meta, operators, passes, thresholds as _thresholds, words
 from ._result import Finding, ResponseResult, Rule
 
 __all__ = ["percist", "eortc", "percist_rules", "eortc_rules"]
@@ -18,6 +18,7 @@ __all__ = ["percist", "eortc", "percist_rules", "eortc_rules"]
 def percist_rules(thr: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
     """PERCIST rule id -> (category, sentence), with thresholds `thr` filled in."""
     r, a = 100 * thr["relative_change"], thr["absolute_change_SUL"]
+    ops = operators("PERCIST")
     return {
         "percist.pmd_new_lesion": (
             "PMD", "a new FDG-avid lesion typical of cancer: progressive metabolic disease"),
@@ -33,13 +34,15 @@ def percist_rules(thr: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
             "CMR", "uptake resolved to the reference mean or below (no residual FDG-avid lesion): "
                    "complete metabolic response"),
         "percist.pmd": (
-            "PMD", f"SULpeak increased by at least {r:g} % and at least {a:g} SUL units: "
+            "PMD", f"SULpeak increased by {words(ops['pmd_relative'])} {r:g} % and "
+                   f"{words(ops['pmd_absolute'])} {a:g} SUL units: "
                    "progressive metabolic disease"),
         "percist.pmd_tlg": (
-            "PMD", f"TLG increased by at least {100 * thr['TLG_increase_for_PMD']:g} % without a "
+            "PMD", f"TLG increased by {words(ops['pmd_tlg'])} {100 * thr['TLG_increase_for_PMD']:g} % without a "
                    "decline in SULpeak: progressive metabolic disease"),
         "percist.pmr": (
-            "PMR", f"SULpeak decreased by at least {r:g} % and at least {a:g} SUL units: "
+            "PMR", f"SULpeak decreased by {words(ops['pmr_relative'])} {r:g} % and "
+                   f"{words(ops['pmr_absolute'])} {a:g} SUL units: "
                    "partial metabolic response"),
         "percist.smd": (
             "SMD", "neither complete or partial response nor progression: stable metabolic disease"),
@@ -48,6 +51,7 @@ def percist_rules(thr: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
 
 def eortc_rules(thr: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
     """EORTC rule id -> (category, sentence), with thresholds `thr` filled in."""
+    ops = operators("EORTC")
     return {
         "eortc.pmd_new_lesion": (
             "PMD", "new FDG-avid metastases: progressive metabolic disease"),
@@ -55,15 +59,17 @@ def eortc_rules(thr: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
             "CMR", "complete resolution of FDG uptake (SUV at background or below): "
                    "complete metabolic response"),
         "eortc.pmd": (
-            "PMD", f"SUV increased by at least {100 * thr['PMD_increase']:g} % in the baseline "
+            "PMD", f"SUV increased by {words(ops['pmd_increase'])} {100 * thr['PMD_increase']:g} % in the baseline "
                    "tumour region: progressive metabolic disease"),
         "eortc.pmd_extent": (
-            "PMD", f"extent of uptake increased by at least "
+            "PMD", f"extent of uptake increased by {words(ops['pmd_extent'])} "
                    f"{100 * thr['extent_increase_longest_dimension']:g} % in the longest dimension: "
                    "progressive metabolic disease"),
         "eortc.pmr": (
-            "PMR", f"SUV decreased by at least {100 * thr['PMR_after_more_cycles']:g} % (at least "
-                   f"{100 * thr['PMR_after_1_cycle']:g} % after one cycle): partial metabolic response"),
+            "PMR", f"SUV decreased by {words(ops['pmr_after_more_cycles'])} "
+                   f"{100 * thr['PMR_after_more_cycles']:g} % after more than one cycle "
+                   f"({words(ops['pmr_after_1_cycle'])} {100 * thr['PMR_after_1_cycle']:g} % after one cycle): "
+                   "partial metabolic response"),
         "eortc.smd": (
             "SMD", "neither complete or partial response nor progression: stable metabolic disease"),
     }
@@ -74,7 +80,7 @@ def _percist_codes(b: NDArray, f: NDArray, resolved: NDArray, meas_thr: NDArray,
                    fu_ref_mean: NDArray, new: NDArray, tlg_b: NDArray, tlg_f: NDArray,
                    thr: Mapping[str, Any], non_target: NDArray | None = None) -> NDArray:
     """PERCIST rule id per element (all arrays (n,), NaN where a value is absent)."""
-    inc = thr["inclusive"]
+    ops = operators("PERCIST")
     with np.errstate(invalid="ignore", divide="ignore"):
         d = f - b
         rel = d / b
@@ -84,9 +90,11 @@ def _percist_codes(b: NDArray, f: NDArray, resolved: NDArray, meas_thr: NDArray,
             np.zeros_like(new) if non_target is None else non_target,
             ~np.isnan(meas_thr) & ~at_least(b, meas_thr, True),
             resolved | (f <= fu_ref_mean + EPS),
-            at_least(rel, thr["relative_change"], inc) & at_least(d, thr["absolute_change_SUL"], inc),
-            at_least(tlg_rel, thr["TLG_increase_for_PMD"], inc) & (f >= b - EPS),
-            at_least(-rel, thr["relative_change"], inc) & at_least(-d, thr["absolute_change_SUL"], inc),
+            (passes(rel, ops["pmd_relative"], thr["relative_change"])
+             & passes(d, ops["pmd_absolute"], thr["absolute_change_SUL"])),
+            passes(tlg_rel, ops["pmd_tlg"], thr["TLG_increase_for_PMD"]) & (f >= b - EPS),
+            (passes(-rel, ops["pmr_relative"], thr["relative_change"])
+             & passes(-d, ops["pmr_absolute"], thr["absolute_change_SUL"])),
         ]
     ids = ["percist.pmd_new_lesion", "percist.pmd_non_target", "percist.ne_not_measurable",
            "percist.cmr", "percist.pmd", "percist.pmd_tlg", "percist.pmr"]
@@ -94,19 +102,21 @@ def _percist_codes(b: NDArray, f: NDArray, resolved: NDArray, meas_thr: NDArray,
 
 
 def _eortc_codes(b: NDArray, f: NDArray, resolved: NDArray, background: NDArray, new: NDArray,
-                 ext_b: NDArray, ext_f: NDArray, pmr: NDArray | float,
+                 ext_b: NDArray, ext_f: NDArray, after_one_cycle: bool,
                  thr: Mapping[str, Any]) -> NDArray:
     """EORTC rule id per element (all arrays (n,), NaN where a value is absent)."""
-    inc = thr["inclusive"]
+    ops = operators("EORTC")
+    key = "PMR_after_1_cycle" if after_one_cycle else "PMR_after_more_cycles"
+    pmr, pmr_op = thr[key], ops[key.lower()]
     with np.errstate(invalid="ignore", divide="ignore"):
         rel = (f - b) / b
         ext_rel = (ext_f - ext_b) / ext_b
         conds = [
             new,
             resolved | (f <= background + EPS),
-            at_least(rel, thr["PMD_increase"], inc),
-            at_least(ext_rel, thr["extent_increase_longest_dimension"], inc),
-            at_least(-rel, pmr, inc),
+            passes(rel, ops["pmd_increase"], thr["PMD_increase"]),
+            passes(ext_rel, ops["pmd_extent"], thr["extent_increase_longest_dimension"]),
+            passes(-rel, pmr_op, pmr),
         ]
     ids = ["eortc.pmd_new_lesion", "eortc.cmr", "eortc.pmd", "eortc.pmd_extent", "eortc.pmr"]
     return np.select(conds, ids, default="eortc.smd")
@@ -244,12 +254,12 @@ def percist(
     Rules in order, the first that holds decides: new lesion -> PMD; unequivocal
     non-target progression -> PMD; baseline below
     measurability -> NE; follow-up at or below the reference mean (or no lesion
-    left) -> CMR; change >= +30 % and >= +0.8 SUL -> PMD; TLG >= +75 % without SUL
+    left) -> CMR; change > +30 % and > +0.8 SUL -> PMD; TLG > +75 % without SUL
     decline -> PMD; change <= -30 % and <= -0.8 SUL -> PMR; otherwise SMD.
-    Boundaries are inclusive (exactly -30 % is PMR, exactly +30 % with +0.8 SUL is
-    PMD) and compared with a 1e-9 tolerance; Wahl et al. word progression as
-    "> 30 %" and "> 0.8 SUL units", which ``thresholds={"inclusive": False}``
-    reproduces (it makes every boundary strict). Patient level follows PERCIST's
+    Each boundary has the comparison Wahl et al. word it with (criteria.json
+    ``operators``/``quotes``): PMR "a minimum of 30 %" and "at least 0.8 SUL units"
+    (exactly -30 % is PMR), PMD "> 30 %" and "> 0.8 SUL units" (exactly +30 %, e.g.
+    10.0 -> 13.0, is SMD). Changes are compared with an absolute tolerance of 1e-9. Patient level follows PERCIST's
     single-target rule only: the other lesions (PERCIST's "no > 30 % increase in
     other lesions" for PMR, unequivocal non-target progression) are the reader's
     call, passed as `non_target_progression` when it is unequivocal.
@@ -437,10 +447,12 @@ def eortc(
     Notes
     -----
     Rules in order: new lesion -> PMD; resolved (or SUV <= background) -> CMR;
-    SUV change >= +25 % -> PMD; extent change >= +20 % -> PMD; SUV change <= -25 %
-    (-15 % after one cycle) -> PMR; otherwise SMD. Boundaries are inclusive with a
-    1e-9 tolerance; Young et al. word progression as "greater than 25 %", which
-    ``thresholds={"inclusive": False}`` reproduces.
+    SUV change > +25 % -> PMD; extent change > +20 % -> PMD; SUV change < -25 %
+    after more than one cycle (<= -15 % after one cycle) -> PMR; otherwise SMD, as
+    Young et al. word them: PMD "greater than 25 %", PMR "a minimum of 15-25 % after
+    one cycle ... and greater than 25 % after more than one treatment cycle"
+    (criteria.json ``operators``/``quotes``). Exactly +25 % or -25 % (more than one
+    cycle) is SMD. Changes are compared with an absolute tolerance of 1e-9.
 
     References
     ----------
@@ -452,9 +464,11 @@ def eortc(
     Examples
     --------
     >>> from theraquant.response import eortc
-    >>> r = eortc(8.0, 6.0)
-    >>> r.category, r.rule.id, r.values["change_fraction"]
-    ('PMR', 'eortc.pmr', -0.25)
+    >>> r = eortc(8.0, 5.6)
+    >>> r.category, r.rule.id, round(r.values["change_fraction"], 12)
+    ('PMR', 'eortc.pmr', -0.3)
+    >>> eortc(8.0, 6.0).category, eortc(8.0, 10.0).category   # exactly -25 %, +25 %
+    ('SMD', 'SMD')
     >>> eortc(8.0, 6.8).category, eortc(8.0, 6.8, after_one_cycle=True).category
     ('SMD', 'PMR')
     """
@@ -511,7 +525,8 @@ def eortc(
     pmr = thr["PMR_after_1_cycle"] if after_one_cycle else thr["PMR_after_more_cycles"]
 
     rid = str(_eortc_codes(_a(b), _a(f), np.array([f is None]), _a(bg),
-                           np.array([bool(new_lesions)]), _a(ext_b), _a(ext_f), pmr, thr)[0])
+                           np.array([bool(new_lesions)]), _a(ext_b), _a(ext_f), bool(after_one_cycle),
+                           thr)[0])
     category, text = eortc_rules(thr)[rid]
     values = {
         "baseline_suv": b, "followup_suv": f,

@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import TheraquantError
-from ._criteria import EPS, at_least, finite, meta, thresholds as _thresholds
+from ._criteria import EPS, at_least, finite, meta, operators, passes, thresholds as _thresholds, words
 from ._result import Finding, ResponseResult, Rule
 
 __all__ = ["Lesion", "recist", "mrecist", "NON_TARGET", "rules"]
@@ -30,8 +30,9 @@ def rules(name: str, thr: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
     """Rule id -> (category, sentence) of RECIST 1.1 or mRECIST with thresholds `thr` filled in."""
     p = "recist" if name == "RECIST" else "mrecist"
     s = _DIAMETER[name]
-    pd_abs = (f" and at least {thr['pd_absolute_mm']:g} mm" if thr["pd_absolute_mm"] > 0 else "")
-    pd = f"at least {100 * thr['pd_increase']:g} %{pd_abs} over the nadir"
+    ops = operators(name)
+    pd_abs = (f" and {words(ops['pd_absolute_mm'])} {thr['pd_absolute_mm']:g} mm" if thr["pd_absolute_mm"] > 0 else "")
+    pd = f"{words(ops['pd_increase'])} {100 * thr['pd_increase']:g} %{pd_abs} over the nadir"
     out = {
         "target.pd": ("PD", f"the {s} increased by {pd}: progressive disease"),
         "target.pd_partial": ("PD", f"target lesion(s) not assessed, but the {s} of the assessed "
@@ -39,7 +40,7 @@ def rules(name: str, thr: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
         "target.ne_missing": ("NE", "target lesion(s) not assessed at follow-up and the assessed "
                                     "ones show no progression: not evaluable"),
         "target.cr": ("CR", _CR[name]),
-        "target.pr": ("PR", f"the {s} decreased by at least {100 * thr['pr_decrease']:g} % from "
+        "target.pr": ("PR", f"the {s} decreased by {words(ops['pr_decrease'])} {100 * thr['pr_decrease']:g} % from "
                             "baseline: partial response"),
         "target.sd": ("SD", "neither enough shrinkage for PR nor enough increase for PD: stable "
                             "disease"),
@@ -199,14 +200,15 @@ def _select_targets(lesions: list[Lesion], thr: Mapping[str, Any], select: bool,
 def _target_codes(base: NDArray, nadir: NDArray, fu: NDArray, all_cr: NDArray, missing: NDArray,
                   thr: Mapping[str, Any], prefix: str) -> NDArray:
     """Target-lesion rule id per element: sums (n,) in mm, flags (n,) bool."""
-    inc = thr["inclusive"]
+    ops = operators("RECIST" if prefix == "recist" else "mRECIST")
     with np.errstate(invalid="ignore", divide="ignore"):
         d_nadir = fu - nadir
         rel_nadir = np.where(nadir > 0, d_nadir / np.where(nadir > 0, nadir, 1.0),
                              np.where(d_nadir > EPS, np.inf, 0.0))
-        pd = at_least(rel_nadir, thr["pd_increase"], inc) & at_least(d_nadir, thr["pd_absolute_mm"], inc)
+        pd = (passes(rel_nadir, ops["pd_increase"], thr["pd_increase"])
+              & passes(d_nadir, ops["pd_absolute_mm"], thr["pd_absolute_mm"]))
         rel_base = (fu - base) / base
-        conds = [pd & missing, missing, pd, all_cr, at_least(-rel_base, thr["pr_decrease"], inc)]
+        conds = [pd & missing, missing, pd, all_cr, passes(-rel_base, ops["pr_decrease"], thr["pr_decrease"])]
     ids = [f"{prefix}.target.{k}" for k in ("pd_partial", "ne_missing", "pd", "cr", "pr")]
     return np.select(conds, ids, default=f"{prefix}.target.sd")
 
@@ -355,7 +357,8 @@ recist.__doc__ = """Overall response of one patient at one follow-up by RECIST 1
     response: PD when the sum of diameters rose at least 20 % **and** at least 5 mm
     over the nadir; CR when every non-nodal target disappeared and every target node
     is < 10 mm short axis; PR when the sum fell at least 30 % from baseline; else SD.
-    Boundaries are inclusive ("at least") with a 1e-9 tolerance. PD is checked
+    Boundaries are inclusive ("at least", as Eisenhauer et al. word PR and PD; criteria.json
+    ``operators``/``quotes``) with a 1e-9 tolerance. PD is checked
     before CR.
 """ + _PARAMS_DOC + """
     References

@@ -249,7 +249,8 @@ def grade_lesions(
     elif name == "EORTC":
         pmr = thr["PMR_after_1_cycle"] if after_one_cycle else thr["PMR_after_more_cycles"]
         codes = _eortc_codes(b, f, cols["resolved"], cols["background_suv"], new,
-                             cols["baseline_extent_mm"], cols["followup_extent_mm"], pmr, thr)
+                             cols["baseline_extent_mm"], cols["followup_extent_mm"],
+                             bool(after_one_cycle), thr)
         table_rules = eortc_rules(thr)
     else:
         prefix = "recist" if name == "RECIST" else "mrecist"
@@ -449,7 +450,7 @@ def grade_patients(
             with np.errstate(invalid="ignore", divide="ignore"):
                 ext = (cols["followup_extent_mm"] - cols["baseline_extent_mm"]) / cols["baseline_extent_mm"]
             ext_max = g.agg(ext, "max")  # NaN when no lesion has extents
-            codes = _eortc_codes(B, F, resolved, bg, new, np.ones(g.k), 1.0 + ext_max, pmr, thr)
+            codes = _eortc_codes(B, F, resolved, bg, new, np.ones(g.k), 1.0 + ext_max, bool(after_one_cycle), thr)
             out["aggregate"] = aggregate
             table_rules = eortc_rules(thr)
     else:
