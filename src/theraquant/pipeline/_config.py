@@ -211,6 +211,18 @@ def _config_error(exc: ValidationError, source: str) -> TheraquantError:
                                "its default and a comment)")
 
 
+def _loader() -> type:
+    """yaml.SafeLoader that leaves dates as text, so pydantic validates them (and names a bad one)."""
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    _Loader.yaml_implicit_resolvers = {k: [r for r in v if r[0] != "tag:yaml.org,2002:timestamp"]
+                                       for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    return _Loader
+
+
 def load_config(path: str | Path | None) -> StudyConfig:
     """Read and validate a ``study.yaml``.
 
@@ -243,7 +255,7 @@ def load_config(path: str | Path | None) -> StudyConfig:
         raise TheraquantError(f"study config {path} does not exist", argument="config",
                               fix="give an existing study.yaml or a study folder")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_loader())  # noqa: S506 - a SafeLoader
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         at = f" (line {line + 1})" if line is not None else ""
