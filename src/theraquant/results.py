@@ -57,7 +57,7 @@ from typing import Any, ClassVar, Iterator, TypeVar
 
 import numpy as np
 
-__all__ = ["Result", "describe_call", "freeze", "records_call", "attach_provenance"]
+__all__ = ["Result", "attach_provenance", "call_provenance", "describe_call", "freeze", "records_call"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -143,11 +143,18 @@ def _settings(arguments: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def call_provenance(name: str, arguments: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
-    """A provenance record whose ``Command`` is the Python call ``name(arguments)``."""
+def call_provenance(name: str, arguments: Mapping[str, Any], *, settings: Mapping[str, Any] | None = None,
+                    **extra: Any) -> dict[str, Any]:
+    """A provenance record whose ``Command`` is the Python call ``name(arguments)``.
+
+    ``Settings`` holds the arguments (arrays by shape), updated with ``settings`` (what the engine
+    resolved, e.g. a default it chose); ``extra`` goes to :func:`theraquant.provenance.provenance`
+    (``constants=``, ``units=``, other keys).
+    """
     from .provenance import provenance
 
-    return provenance(command=describe_call(name, arguments), settings=_settings(arguments), **extra)
+    merged = {**_settings(arguments), **dict(settings or {})}
+    return provenance(command=describe_call(name, arguments), settings=merged, **extra)
 
 
 def attach_provenance(result: "Result", record: Mapping[str, Any]) -> "Result":

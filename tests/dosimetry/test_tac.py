@@ -162,7 +162,11 @@ def test_voxel_level_lu177_pipeline():
     inside = block > 0
     np.testing.assert_allclose(fit.tia_mbq_h[inside], 0.5 * 60 / math.log(2), rtol=1e-6)
     assert np.all(fit.model[~inside] == "trapezoid") and np.all(fit.tia_mbq_h[~inside] == 0)
-    dose = dm.absorbed_dose(fit.tia_mbq_h * 3.6e9, (4.8, 4.8, 4.8), nuclide="Lu-177")
+    # tia_bq_s feeds absorbed_dose directly (MBq h x 3.6e9 = Bq s)
+    np.testing.assert_array_equal(fit.tia_bq_s, fit.tia_mbq_h * 3.6e9)
+    assert fit.units["tia_bq_s"] == "Bq s" and fit["tia_bq_s"] is fit.tia_bq_s
+    assert fit.provenance["Command"].startswith("theraquant.dosimetry.fit_tac(times_h=<array (4,) float64>")
+    dose = dm.absorbed_dose(fit.tia_bq_s, (4.8, 4.8, 4.8), nuclide="Lu-177")
     expect = 0.5 * 60 / math.log(2) * 3600 * 0.19805 * 1e-3  # Gy
     assert float(dose[12, 12, 12]) == pytest.approx(expect, rel=1e-4)  # sum given to 5 digits
     r = dm.dose_volume(dose, inside, effective_half_life_h=float(fit.effective_half_life_h[12, 12, 12]))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
 from theraquant import dosimetry as dm
 from theraquant.errors import TheraquantError
+from theraquant.results import Result
 
 
 def test_calibration_to_administered_activity():
@@ -27,17 +30,24 @@ def test_scanner_quantitative_values():
     assert a[0, 0, 0] == pytest.approx(1e5 * 3.0 * 4.07 * 4.07 * 1e-3, rel=1e-12)
 
 
-def test_dose_map_is_a_gy_array_with_provenance():
+def test_dose_map_is_a_result_holding_a_gy_array_with_provenance():
     tia = np.zeros((5, 5, 5))
     tia[2, 2, 2] = 1e6
     d = dm.absorbed_dose(tia, (4.42, 4.42, 4.42))
-    assert isinstance(d, np.ndarray) and d.dtype == np.float64 and d.unit == "Gy"
+    assert isinstance(d, Result) and not isinstance(d, np.ndarray)
+    assert d.dtype == np.float64 and d.unit == "Gy" and d.units["dose_gy"] == "Gy" and d.shape == (5, 5, 5)
+    assert np.asarray(d) is d.dose_gy and not d.dose_gy.flags.writeable  # frozen
+    assert (d.method, d.nuclide, d.spacing_mm) == ("vsv", "Y-90", (4.42, 4.42, 4.42))
+    assert d.provenance["Command"].startswith("theraquant.dosimetry.absorbed_dose(tia_bq_s=<array (5, 5, 5) float64>")
     c = d.provenance["Constants"]
     assert c["nuclide"] == "Y-90" and c["half_life_h"] == 64.05
     assert c["kernel"] == "Lanconelli 2012 90Y soft" and c["kernel_density_g_ml"] == 1.04
     assert d.provenance["Units"]["dose"] == "Gy"
     assert float(d[2, 2, 2]) == pytest.approx(0.689e-3, rel=1e-12)
-    assert d[1:4].provenance is not None  # views keep the record
+    # arithmetic and slices are plain arrays: the record does not describe them
+    assert type(d * 2) is np.ndarray and type(d[1:4]) is np.ndarray
+    assert float((d * 2)[2, 2, 2]) == pytest.approx(2 * 0.689e-3, rel=1e-12)
+    assert pickle.loads(pickle.dumps(d)).provenance == d.provenance
 
 
 def test_ldm_default_density_is_soft_tissue():

@@ -46,6 +46,9 @@ def test_point_source_bone_kernel(original_table):
 def test_lanconelli_s000_4p42_is_0p689():
     # README: S(0,0,0) = 0.689 mGy for 90Y 4.42 mm soft tissue
     assert dm.lanconelli_table("Y-90", 4.42)[5, 5, 5] == 0.689
+    assert dm.lanconelli_table("Y-90", spacing_mm=(4.42, 4.42, 4.42))[5, 5, 5] == 0.689
+    with pytest.raises(TheraquantError, match=r"cubic voxels: spacing_mm must be one edge or three equal"):
+        dm.lanconelli_table("Y-90", (4.42, 4.42, 3.0))
 
 
 @pytest.mark.parametrize("nuclide", ["Y-90", "Lu-177"])

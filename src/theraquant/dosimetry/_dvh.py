@@ -4,46 +4,40 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from ..errors import TheraquantError
+from ..results import Result, records_call
 from ._nuclides import get_nuclide
 
 __all__ = ["DoseVolumeResult", "dose_volume", "bed_permanent_implant"]
 
 
-class DoseVolumeResult(Mapping[str, Any]):
+class DoseVolumeResult(Result):
     """Read-only mapping of dose-volume metrics (doses in Gy, volumes in % of the region).
 
     Keys: ``Dmean``, ``Dmedian``, ``Dmin``, ``Dmax``, ``D<x>`` for each x asked, ``V<y>`` for each
     y Gy asked (%), ``BEDmean`` (Gy), ``EUD`` (Gy), ``EUBED`` (Gy), ``n_voxels``, ``dvh`` (a
     pandas DataFrame with ``dose_Gy`` ascending and ``volume_pct``, the % of the region receiving
-    at least that dose) and ``parameters`` (the radiobiological constants used).
+    at least that dose) and ``parameters`` (the radiobiological constants used). ``units`` gives
+    each key's unit.
     """
 
-    def __init__(self, values: dict[str, Any]) -> None:
-        self._v = dict(values)
+    __slots__ = ()
+    _TITLE = "dose-volume metrics"
 
-    def __getitem__(self, key: str) -> Any:
-        return self._v[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._v)
-
-    def __len__(self) -> int:
-        return len(self._v)
-
-    def __repr__(self) -> str:
-        return "DoseVolumeResult(" + ", ".join(
-            f"{k}={v:.4g}" for k, v in self._v.items() if isinstance(v, float)) + ")"
+    def __init__(self, values: Mapping[str, Any], *, provenance: Mapping[str, Any] | None = None) -> None:
+        units = {k: ("%" if k.startswith("V") else "Gy") for k in values
+                 if k[:1] in ("D", "V") or k in ("BEDmean", "EUD", "EUBED")}
+        super().__init__(values, units=units, provenance=provenance)
 
     def summary(self) -> str:
         """Fixed-width text table of the scalar metrics."""
         lines = [f"{'metric':<10}{'value':>12}  unit", "-" * 28]
-        for k, v in self._v.items():
+        for k, v in self.items():
             if isinstance(v, (int, float)):
                 unit = "%" if k.startswith("V") else ("" if k == "n_voxels" else "Gy")
                 lines.append(f"{k:<10}{v:>12.4g}  {unit}")
@@ -100,6 +94,7 @@ def _eud(values: np.ndarray, alpha: float) -> float:
     return float(-(amax + math.log(np.mean(np.exp(a - amax)))) / alpha)
 
 
+@records_call("theraquant.dosimetry.dose_volume")
 def dose_volume(dose_gy: ArrayLike, mask: ArrayLike, *, d: Sequence[float] = (2, 50, 70, 98),
                 v_gy: Sequence[float] = (100, 150, 200), alpha_beta_gy: float = 10.0,
                 repair_half_time_h: float = 1.5, nuclide: str = "Y-90",

@@ -78,15 +78,16 @@ def _check_tissue(tissue: str) -> str:
     return tissue
 
 
-def lanconelli_table(nuclide: str, voxel_mm: float, *, tissue: str = "soft") -> NDArray[np.float64]:
+def lanconelli_table(nuclide: str, spacing_mm: float | tuple[float, float, float], *,
+                     tissue: str = "soft") -> NDArray[np.float64]:
     """One Lanconelli 2012 table mirrored to the full 11 x 11 x 11 kernel, mGy/(MBq s).
 
     Parameters
     ----------
     nuclide : str
         ``"Y-90"`` or ``"Lu-177"``.
-    voxel_mm : float
-        Cubic voxel edge, mm; one of :data:`TABLE_SIZES_MM`.
+    spacing_mm : float or (3,) tuple of float
+        Cubic voxel edge, mm (or the equal (z, y, x) edges); one of :data:`TABLE_SIZES_MM`.
     tissue : {"soft", "bone"}
         Medium of the table.
 
@@ -106,12 +107,17 @@ def lanconelli_table(nuclide: str, voxel_mm: float, *, tissue: str = "soft") -> 
     """
     nuc = get_nuclide(nuclide)
     _check_tissue(tissue)
-    key = (nuc.kernel_name, tissue, round(float(voxel_mm), 3))
+    edges = np.atleast_1d(np.asarray(spacing_mm, dtype=float))
+    if edges.ndim != 1 or edges.size not in (1, 3) or not np.all(edges == edges[0]):
+        raise TheraquantError(f"the Lanconelli tables are for cubic voxels: spacing_mm must be one edge or "
+                              f"three equal edges, got {spacing_mm!r}; use voxel_kernel() for other grids",
+                              argument="spacing_mm")
+    key = (nuc.kernel_name, tissue, round(float(edges[0]), 3))
     tables = _all_tables()
     if key not in tables:
         raise TheraquantError(
-            f"no Lanconelli table for {nuc.name} at voxel_mm={voxel_mm!r}; tables exist for "
-            f"{TABLE_SIZES_MM} mm; use voxel_kernel() for other sizes")
+            f"no Lanconelli table for {nuc.name} at spacing_mm={spacing_mm!r}; tables exist for "
+            f"{TABLE_SIZES_MM} mm; use voxel_kernel() for other sizes", argument="spacing_mm")
     return tables[key]
 
 

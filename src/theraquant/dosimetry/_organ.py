@@ -6,13 +6,13 @@ import functools
 import json
 import math
 from importlib import resources
-from types import MappingProxyType
 from typing import Any, Mapping
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from ..errors import TheraquantError
+from ..results import Result, records_call
 from ._nuclides import MEV_TO_J, get_nuclide
 
 __all__ = ["organ_s_value", "organ_dose", "OPENDOSE_SOURCES", "OPENDOSE_PHANTOMS"]
@@ -33,6 +33,7 @@ def _table(phantom: str, stem: str) -> dict[str, tuple[float, float, float]]:
     return {r[0]: (float(r[1]), float(r[2]), float(r[3])) for r in rows}
 
 
+@records_call("theraquant.dosimetry.organ_s_value")
 def organ_s_value(source: str, target: str | None = None, *, phantom: str = "ICRP_110_AM",
                   nuclide: str = "Lu-177") -> Mapping[str, float]:
     """OpenDose S value of a source organ to a target region (the organ itself by default).
@@ -83,10 +84,12 @@ def organ_s_value(source: str, target: str | None = None, *, phantom: str = "ICR
         raise TheraquantError(f"target {name!r} is not in the OpenDose {phantom} table of {source}; "
                               f"names are as in OpenDose, e.g. {close or sorted(table)[:8]}")
     s, se, m = table[name]
-    return MappingProxyType({"S_mGy_per_MBq_s": s, "S_rel_uncertainty": se / s if s > 0 else math.nan,
-                             "target_mass_g": m, "source": source, "target": name, "phantom": phantom})
+    return Result({"S_mGy_per_MBq_s": s, "S_rel_uncertainty": se / s if s > 0 else math.nan,
+                   "target_mass_g": m, "source": source, "target": name, "phantom": phantom},
+                  units={"S_mGy_per_MBq_s": "mGy/(MBq s)", "target_mass_g": "g"}, title="OpenDose S value")
 
 
+@records_call("theraquant.dosimetry.organ_dose")
 def organ_dose(tia_mbq_h: ArrayLike, *, source: str, target: str | None = None,
                phantom: str = "ICRP_110_AM", organ_mass_g: float | None = None,
                nuclide: str = "Lu-177") -> Mapping[str, Any]:
@@ -148,7 +151,9 @@ def organ_dose(tia_mbq_h: ArrayLike, *, source: str, target: str | None = None,
         s_e = min(nuc.electron_energy_mev * MEV_TO_J * 1e6 * 1e3 / (m_ref * 1e-3), s_ref)  # mGy/(MBq s)
         s = s_e * (m_ref / organ_mass_g) + (s_ref - s_e) * (m_ref / organ_mass_g) ** (2.0 / 3.0)
     dose = tia * 3600.0 * s * 1e-3
-    return MappingProxyType({
+    return Result({
         "D_Gy": float(dose) if dose.ndim == 0 else dose, "S_mGy_per_MBq_s": s, "S_reference_mGy_per_MBq_s": s_ref,
         "reference_mass_g": m_ref, "organ_mass_g": organ_mass_g if organ_mass_g is not None else m_ref,
-        "source": source, "target": sv["target"], "phantom": phantom, "S_source": _REF})
+        "source": source, "target": sv["target"], "phantom": phantom, "S_source": _REF},
+        units={"D_Gy": "Gy", "S_mGy_per_MBq_s": "mGy/(MBq s)", "S_reference_mGy_per_MBq_s": "mGy/(MBq s)",
+               "reference_mass_g": "g", "organ_mass_g": "g"}, title="organ dose (MIRD, OpenDose S values)")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from types import MappingProxyType
 from typing import Mapping
 
 from ..errors import TheraquantError
+from ..results import Result, records_call
 
 __all__ = ["mird_single_compartment", "partition_model"]
 
@@ -34,6 +34,7 @@ def _one_of(a: float | None, b: float | None, na: str, nb: str) -> None:
                               f"{na} gives the doses, {nb} the activity to prescribe")
 
 
+@records_call("theraquant.dosimetry.mird_single_compartment")
 def mird_single_compartment(*, liver_mass_kg: float, activity_gbq: float | None = None,
                             dose_gy: float | None = None, lung_shunt_fraction: float = 0.0,
                             k: float = 49.67) -> Mapping[str, float]:
@@ -83,10 +84,13 @@ def mird_single_compartment(*, liver_mass_kg: float, activity_gbq: float | None 
     else:
         d = _positive("dose_gy", dose_gy)
         a = d * m / (kk * (1.0 - lsf))
-    return MappingProxyType({"activity_GBq": a, "dose_Gy": d, "liver_mass_kg": m,
-                             "lung_shunt_fraction": lsf, "k_Gy_kg_per_GBq": kk})
+    return Result({"activity_GBq": a, "dose_Gy": d, "liver_mass_kg": m,
+                   "lung_shunt_fraction": lsf, "k_Gy_kg_per_GBq": kk},
+                  units={"activity_GBq": "GBq", "dose_Gy": "Gy", "liver_mass_kg": "kg", "lung_shunt_fraction": "",
+                         "k_Gy_kg_per_GBq": "Gy kg/GBq"}, title="MIRD single-compartment 90Y plan")
 
 
+@records_call("theraquant.dosimetry.partition_model")
 def partition_model(*, tumour_mass_kg: float, normal_liver_mass_kg: float, tn_ratio: float,
                     lung_shunt_fraction: float, lung_mass_kg: float = 1.0, activity_gbq: float | None = None,
                     tumour_dose_gy: float | None = None, k: float = 49.67) -> Mapping[str, float]:
@@ -146,7 +150,10 @@ def partition_model(*, tumour_mass_kg: float, normal_liver_mass_kg: float, tn_ra
     at = a * (1.0 - lsf) * tumour_share
     an = a * (1.0 - lsf) * (1.0 - tumour_share)
     al = a * lsf
-    return MappingProxyType({
+    return Result({
         "activity_GBq": a, "D_tumour_Gy": kk * at / mt, "D_normal_liver_Gy": kk * an / mn,
         "D_lung_Gy": kk * al / ml, "A_tumour_GBq": at, "A_normal_liver_GBq": an, "A_lung_GBq": al,
-        "tn_ratio": tn, "lung_shunt_fraction": lsf, "k_Gy_kg_per_GBq": kk})
+        "tn_ratio": tn, "lung_shunt_fraction": lsf, "k_Gy_kg_per_GBq": kk},
+        units={"activity_GBq": "GBq", "D_tumour_Gy": "Gy", "D_normal_liver_Gy": "Gy", "D_lung_Gy": "Gy",
+               "A_tumour_GBq": "GBq", "A_normal_liver_GBq": "GBq", "A_lung_GBq": "GBq", "tn_ratio": "",
+               "lung_shunt_fraction": "", "k_Gy_kg_per_GBq": "Gy kg/GBq"}, title="90Y partition model")

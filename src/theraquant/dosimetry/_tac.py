@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import TheraquantError
+from ..results import Result, attach_provenance, call_provenance
 from ._nuclides import get_nuclide
 
 __all__ = ["TacFit", "fit_tac", "hanscheid_tia", "hanscheid_dose", "MODELS"]
@@ -152,8 +153,8 @@ def _starts(model: str, t: NDArray[np.float64], y: NDArray[np.float64], lp: floa
     return out
 
 
-@dataclass(frozen=True)
-class TacFit:
+@dataclass(frozen=True, eq=False)
+class TacFit(Result):
     """Fitted time-activity curves and their time-integrated activity.
 
     Shapes are the leading shape of the input (``()`` for one TAC, ``(n,)`` for n regions, ...).
@@ -162,6 +163,8 @@ class TacFit:
     ----------
     tia_mbq_h : ndarray of float64
         Time-integrated activity from 0 to infinity, MBq h.
+    tia_bq_s : ndarray of float64
+        The same in Bq s (``tia_mbq_h * 3.6e9``), the unit :func:`absorbed_dose` takes.
     model : ndarray of str
         Chosen model: ``"mono"``, ``"bi_uptake"``, ``"bi"``, ``"tri"`` or ``"trapezoid"``.
     r2 : ndarray of float64
@@ -194,7 +197,16 @@ class TacFit:
     nuclide: str
     physical_half_life_h: float
     times_h: NDArray[np.float64]
-    provenance: dict[str, Any] = field(default_factory=dict)
+    tia_bq_s: NDArray[np.float64] = field(init=False)
+
+    _UNITS: ClassVar[Mapping[str, str]] = {
+        "tia_mbq_h": "MBq h", "tia_bq_s": "Bq s", "r2": "", "coefficients_mbq": "MBq", "rates_per_h": "1/h",
+        "effective_half_life_h": "h", "physical_half_life_h": "h", "times_h": "h"}
+    _TITLE: ClassVar[str] = "time-activity curve fit"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tia_bq_s", np.asarray(self.tia_mbq_h, dtype=np.float64) * 3.6e9)  # MBq h -> Bq s
+        super().__post_init__()
 
     @property
     def parameters(self) -> dict[str, NDArray[np.float64]]:
@@ -371,15 +383,18 @@ def fit_tac(times_h: ArrayLike, activity_mbq: ArrayLike, *, nuclide: str, model:
         yt = y[trap]
         area = yt[:, 0] * t[0] + np.trapezoid(yt, t, axis=1) + yt[:, -1] / lp
         tia[trap] = area
-    prov = {"Settings": {"model": model, "models": list(models), "criterion": "AICc" if use_aicc else "AIC"},
-            "Constants": {**nuc.as_dict(), "physical_decay_constant_per_h": lp},
-            "Units": {"tia_mbq_h": "MBq h", "times_h": "h", "rates_per_h": "1/h", "coefficients_mbq": "MBq"}}
-    return TacFit(
+    prov = {"constants": {**nuc.as_dict(), "physical_decay_constant_per_h": lp},
+            "units": {"tia_mbq_h": "MBq h", "tia_bq_s": "Bq s", "times_h": "h", "rates_per_h": "1/h",
+                      "coefficients_mbq": "MBq"},
+            "Criterion": "AICc" if use_aicc else "AIC"}
+    fit = TacFit(
         tia_mbq_h=tia.reshape(lead), model=best_model.astype(str).reshape(lead), r2=r2.reshape(lead),
         coefficients_mbq=best_c.reshape(*lead, 3), rates_per_h=best_l.reshape(*lead, 3),
         effective_half_life_h=t_eff.reshape(lead), aic={m: v.reshape(lead) for m, v in aic.items()},
-        success=success.reshape(lead), nuclide=nuc.name, physical_half_life_h=nuc.half_life_h, times_h=t,
-        provenance=prov)
+        success=success.reshape(lead), nuclide=nuc.name, physical_half_life_h=nuc.half_life_h, times_h=t)
+    return attach_provenance(fit, call_provenance("theraquant.dosimetry.fit_tac", {
+        "times_h": times_h, "activity_mbq": activity_mbq, "nuclide": nuclide, "model": model, "models": models,
+        "criterion": criterion, "min_r2": min_r2}, **prov))
 
 
 def hanscheid_tia(activity_mbq: ArrayLike, t_h: float) -> NDArray[np.float64]:

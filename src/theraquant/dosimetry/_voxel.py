@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import numpy as np
+from numpy.lib.mixins import NDArrayOperatorsMixin
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import TheraquantError
-from ..provenance import provenance
+from ..results import Result, call_provenance
 from ._convolve import convolve_same
 from ._kernels import check_spacing, voxel_kernel
 from ._nuclides import MEV_TO_J, get_nuclide
@@ -23,31 +24,103 @@ DEFAULT_DENSITY_G_ML = 1.04  # ICRP soft tissue, the Lanconelli kernels' medium
 Y90_K_GY_KG_PER_GBQ = 49.67
 
 
-class DoseMap(np.ndarray):
-    """Absorbed dose per voxel, Gy: an ndarray with the constants it was computed with.
+class DoseMap(NDArrayOperatorsMixin, Result):
+    """Absorbed dose per voxel, Gy, with how it was computed: a :class:`~theraquant.results.Result`.
 
-    Use it as a plain float64 array; ``.provenance`` (dict) records the method, nuclide
-    constants, k, density and kernel, and ``.unit`` is ``"Gy"``. Views and slices keep the
-    record; results of arithmetic and ufuncs (``dose * 2``, ``np.sum(dose)``) are plain
-    ndarrays or floats, since the record no longer describes them.
+    Fields: ``dose_gy`` (the (nz, ny, nx) float64 dose map, Gy, read-only), ``spacing_mm``
+    (z, y, x), ``method``, ``nuclide``. ``.provenance`` records the Python call, method, nuclide
+    constants, k, density and kernel; ``.unit`` is ``"Gy"``.
+
+    It works where an array is expected: ``np.asarray(dose)`` is the dose map, integer/slice/
+    boolean indexing (``dose[1, 1, 1]``, ``dose[mask]``) and arithmetic (``dose * 2``) act on it
+    and give plain arrays (the record no longer describes them), ``shape``/``dtype``/``ndim``
+    are the map's. String keys are the fields (``dose["dose_gy"]``).
     """
 
-    provenance: dict[str, Any]
-    unit: str
+    __slots__ = ()
+    _TITLE = "absorbed dose map"
 
-    def __new__(cls, values: NDArray[np.float64], record: Mapping[str, Any]) -> "DoseMap":
-        obj = np.asarray(values, dtype=np.float64).view(cls)
-        obj.provenance = dict(record)
-        obj.unit = "Gy"
-        return obj
+    def __init__(self, dose_gy: NDArray[np.float64], record: Mapping[str, Any] | None = None, *,
+                 spacing_mm: tuple[float, float, float] | None = None, method: str = "", nuclide: str = ""):
+        super().__init__({"dose_gy": np.asarray(dose_gy, dtype=np.float64), "spacing_mm": spacing_mm,
+                          "method": method, "nuclide": nuclide},
+                         units={"dose_gy": "Gy", "spacing_mm": "mm"}, provenance=record)
 
-    def __array_finalize__(self, obj: Any) -> None:
-        self.provenance = getattr(obj, "provenance", {})
-        self.unit = getattr(obj, "unit", "Gy")
+    # array behaviour --------------------------------------------------------------------
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> NDArray:
+        a = self._data["dose_gy"]
+        if dtype is not None and np.dtype(dtype) != a.dtype:
+            return a.astype(dtype)
+        return a.copy() if copy else a
 
-    def __array_wrap__(self, obj: Any, context: Any = None, return_scalar: bool = False) -> Any:
-        out = np.asarray(obj).view(np.ndarray)
-        return out[()] if return_scalar else out
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        inputs = tuple(np.asarray(x) if isinstance(x, DoseMap) else x for x in inputs)
+        if "out" in kwargs:
+            kwargs["out"] = tuple(np.asarray(x) if isinstance(x, DoseMap) else x for x in kwargs["out"])
+        return getattr(ufunc, method)(*inputs, **kwargs)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return super().__getitem__(key)
+        return self._data["dose_gy"][key]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the dose map (nz, ny, nx)."""
+        return self._data["dose_gy"].shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        """float64."""
+        return self._data["dose_gy"].dtype
+
+    @property
+    def ndim(self) -> int:
+        """3."""
+        return self._data["dose_gy"].ndim
+
+    @property
+    def unit(self) -> str:
+        """``"Gy"``."""
+        return "Gy"
+
+    @property
+    def size(self) -> int:
+        """Number of voxels."""
+        return self._data["dose_gy"].size
+
+    # the usual reductions of the dose map (plain numbers and arrays, as numpy's)
+    def sum(self, *args: Any, **kwargs: Any) -> Any:
+        """``np.sum`` of the dose map, Gy."""
+        return self._data["dose_gy"].sum(*args, **kwargs)
+
+    def max(self, *args: Any, **kwargs: Any) -> Any:
+        """``np.max`` of the dose map, Gy."""
+        return self._data["dose_gy"].max(*args, **kwargs)
+
+    def min(self, *args: Any, **kwargs: Any) -> Any:
+        """``np.min`` of the dose map, Gy."""
+        return self._data["dose_gy"].min(*args, **kwargs)
+
+    def mean(self, *args: Any, **kwargs: Any) -> Any:
+        """``np.mean`` of the dose map, Gy."""
+        return self._data["dose_gy"].mean(*args, **kwargs)
+
+    def astype(self, dtype: Any, **kwargs: Any) -> NDArray:
+        """The dose map as a new array of ``dtype``."""
+        return self._data["dose_gy"].astype(dtype, **kwargs)
+
+    def copy(self) -> NDArray:
+        """A writeable copy of the dose map, Gy."""
+        return self._data["dose_gy"].copy()
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_dose_map, (np.asarray(self), self.provenance, self._data["spacing_mm"],
+                                    self._data["method"], self._data["nuclide"]))
+
+
+def _rebuild_dose_map(dose: NDArray, record: dict, spacing_mm: Any, method: str, nuclide: str) -> DoseMap:
+    return DoseMap(dose, record, spacing_mm=spacing_mm, method=method, nuclide=nuclide)
 
 
 def _check_map(values: ArrayLike, name: str, *, ndim: int | None = 3) -> NDArray[np.float64]:
@@ -303,5 +376,8 @@ def absorbed_dose(tia_bq_s: ArrayLike, spacing_mm: tuple[float, float, float], *
         np.maximum(dose, 0.0, out=dose)  # FFT round-off (~1e-16 of max) below zero
         if rho is not None:
             dose *= kern.density_g_ml / rho
-    record = provenance(settings=settings, constants=constants, units={"dose": "Gy", "tia": "Bq s"})
-    return DoseMap(dose, record)
+    record = call_provenance("theraquant.dosimetry.absorbed_dose", {
+        "tia_bq_s": tia_bq_s, "spacing_mm": spacing_mm, "nuclide": nuclide, "method": method, "density": density,
+        "k": k, "tissue": tissue, "kernel": kernel, "precision": precision}, settings=settings,
+        constants=constants, units={"dose": "Gy", "tia": "Bq s"})
+    return DoseMap(dose, record, spacing_mm=sp, method=method, nuclide=nuc.name)
