@@ -16,6 +16,7 @@ from rich.console import Console
 
 from . import __version__
 from .errors import TheraquantError
+from .quantities import PlausibilityWarning
 from .pipeline._dce import DCE_AIFS, DCE_MODELS
 
 app = typer.Typer(name="theraquant", help="Quantitative imaging for radionuclide therapy of liver tumours: DCE-MRI "
@@ -42,9 +43,12 @@ def _main(
     version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
                                  help="Print the version and exit."),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    strict: bool = typer.Option(False, "--strict", help="Treat implausible values (probable unit slips, e.g. "
+                                "--dt 5000 meaning ms) as errors instead of warnings."),
 ) -> None:
     """theraquant: quantitative imaging for radionuclide therapy of liver tumours."""
     _STATE["debug"] = debug
+    _STATE["strict"] = strict
 
 
 def handle_errors(func: Callable) -> Callable:
@@ -53,8 +57,9 @@ def handle_errors(func: Callable) -> Callable:
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
-            return func(*args, **kwargs)
-        except (TheraquantError, ValueError, FileNotFoundError, FileExistsError) as exc:
+            with _one_line_warnings(func):  # HARD: each warning on one line, naming the option
+                return func(*args, **kwargs)
+        except (TheraquantError, ValueError, FileNotFoundError, FileExistsError, PlausibilityWarning) as exc:
             if _STATE["debug"]:
                 raise
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -62,6 +67,48 @@ def handle_errors(func: Callable) -> Callable:
             raise typer.Exit(1)
 
     return wrapper
+
+
+# ---------------------------------------------------------------------------- HARD: warnings, output checks
+def _option_flags(func: Callable) -> dict[str, str]:
+    """Python parameter name -> its command-line flag (``weight_kg`` -> ``--weight-kg``)."""
+    import inspect
+
+    flags = {}
+    for name, param in inspect.signature(func).parameters.items():
+        decls = [d for d in getattr(param.default, "param_decls", None) or () if d.startswith("--")]
+        if decls:
+            flags[name] = decls[0].split("/")[0]
+    return flags
+
+
+@contextlib.contextmanager
+def _one_line_warnings(func: Callable):
+    """Print each warning once, on one line, with API keywords (``weight_kg=``) shown as the command's
+    flags (``--weight-kg``); with ``--strict`` an implausible value is an error."""
+    import re
+    import warnings
+
+    flags = _option_flags(func)
+    seen: set = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = str(message).splitlines()[0] if str(message) else category.__name__
+        arg = getattr(message, "argument", None)
+        if arg in flags:
+            text = re.sub(rf"^{re.escape(arg)}=", f"{flags[arg]} ", text)
+        key = (getattr(message, "quantity", ""), getattr(message, "value", None)) if getattr(
+            message, "quantity", "") else text
+        if key not in seen:
+            seen.add(key)
+            from rich.markup import escape
+
+            err.print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error" if _STATE.get("strict") else "always", PlausibilityWarning)
+        warnings.showwarning = show
+        yield
 
 
 @contextlib.contextmanager

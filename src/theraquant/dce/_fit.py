@@ -22,6 +22,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.interpolate import CubicSpline
 
 from ..errors import TheraquantError
+from ..quantities import check_frame_times
 from ._convolve import forward_kernel, linear_kernel, lm_kernel, row_stats
 from ._models import MODELS, UNITS, ModelSpec, get_model
 
@@ -595,6 +596,7 @@ def fit(t: ArrayLike, ct: ArrayLike, model: str, *, cp: ArrayLike, cp_portal: Ar
         raise TheraquantError(f"method must be 'nlls' or 'linear', got {method!r}")
     opts = _parse_options(options)
     t = _check_time(t)
+    check_frame_times(t, argument="t")  # frame times in ms or minutes: a PlausibilityWarning
     T = t.size
     try:
         ct = np.asarray(ct, dtype=np.float64)

@@ -6,11 +6,12 @@ NIfTI's RAS frame is converted to the package's LPS convention here and only her
 
 from ._dicom import read_dicom_series, read_dicom_headers, group_series
 from ._nifti import read_nifti, write_nifti, sidecar_path
-from ._atomic import atomic_path, atomic_paths, atomic_write, clean_temporaries, write_json, write_table, write_text
+from ._atomic import (TEMP_PREFIX, atomic_path, atomic_paths, atomic_write, clean_temporaries, write_json, write_table,
+                      write_text)
 from ._seg import Segmentation, read_seg, write_seg  # DICOM results (issue #12)
 from ._rtstruct import read_rtstruct, write_rtstruct  # DICOM results (issue #12)
 
 __all__ = ["read_nifti", "write_nifti", "sidecar_path", "read_dicom_series", "read_dicom_headers",
            "group_series", "atomic_write", "atomic_path", "atomic_paths", "clean_temporaries", "write_json",
-           "write_text", "write_table"]
+           "write_text", "write_table", "TEMP_PREFIX"]
 __all__ += ["Segmentation", "read_seg", "write_seg", "read_rtstruct", "write_rtstruct"]  # DICOM results (#12)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ..errors import TheraquantError
-from ._outputs import prepare_out_dir
+from ._outputs import check_out_dir, prepare_out_dir, write_manifest
 
 __all__ = ["DceRun", "run_dce_fit", "DCE_MODELS", "DCE_AIFS"]
 
@@ -57,7 +57,15 @@ def _dce_frame_times(image, frame_times: Optional[str], dt: Optional[float], sou
     n = image.n_frames
     if frame_times is not None:
         p = Path(frame_times)
-        text = p.read_text() if p.is_file() else frame_times
+        try:  # a long list of times is not a file name (is_file raises 'File name too long')
+            is_file = p.is_file()
+        except (OSError, ValueError):
+            is_file = False
+        try:
+            text = p.read_text(encoding="utf-8") if is_file else frame_times
+        except UnicodeDecodeError:
+            raise TheraquantError(f"--frame-times {p.name}: not a UTF-8 text file; give the frame times in s, "
+                                  "comma- or space-separated") from None
         try:
             t = np.asarray([float(v) for v in text.replace(",", " ").split()], dtype=float)
         except ValueError:
@@ -79,6 +87,9 @@ def _dce_frame_times(image, frame_times: Optional[str], dt: Optional[float], sou
     if not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
         raise TheraquantError(f"frame times from {origin} must be finite and strictly increasing (s), got "
                               f"{np.round(t[:6], 3).tolist()}...; fix the timing")
+    from ..quantities import check_frame_times
+
+    check_frame_times(t, argument=origin if origin.startswith("--") else source.name)  # ms or minutes?
     return t, origin
 
 
@@ -210,6 +221,8 @@ def run_dce_fit(input_path: Path, out_dir: Path, *, mask: Optional[Path] = None,
                               "(s; about 1.44 at 1.5 T, 1.66 at 3 T) or a --t1 map that covers the vessels; "
                               "--t10 is the tissue's")
     fit_delay = _dce_parse_delay(delay)
+    inputs = [input_path, mask, t1, aif_file] + [Path(s) for s in (aif_roi, portal) if s and Path(s).suffix]
+    check_out_dir(out_dir, overwrite, inputs=inputs)  # before any work; the folder is made after the fit
 
     image = _dce_read_input(input_path, series_uid)
     acq_from = None
@@ -221,6 +234,10 @@ def run_dce_fit(input_path: Path, out_dir: Path, *, mask: Optional[Path] = None,
         if missing:
             raise TheraquantError(f"--input signal needs {', '.join(missing)} to convert signal to "
                                   "concentration (TR and T10 in s, flip angle in degrees)")
+        from ..quantities import check_quantity
+
+        check_quantity("repetition_time_s", tr, argument="--tr")  # TR in ms?
+        check_quantity("flip_angle_deg", flip_angle, argument="--flip-angle")  # in radians?
     t, t_origin = _dce_frame_times(image, frame_times, dt, input_path)
     labels = None
     if mask is not None:
@@ -310,7 +327,6 @@ def run_dce_fit(input_path: Path, out_dir: Path, *, mask: Optional[Path] = None,
             raise TheraquantError(f"--mask {mask.name} holds no tissue voxel (only background"
                                   f"{' and the input ROIs' if roi_labels else ''})")
 
-    prepare_out_dir(out_dir, overwrite)
 
     # ---- the fit, chunk by chunk (progress in voxels)
     res = dce.fit_volume(
@@ -318,6 +334,7 @@ def run_dce_fit(input_path: Path, out_dir: Path, *, mask: Optional[Path] = None,
         chunk_voxels=chunk_voxels, transform=to_conc if input_kind == "signal" else None,
         progress=progress, delay=fit_delay)
     t_fit = time.perf_counter() - t_start
+    prepare_out_dir(out_dir, overwrite, inputs=inputs)  # every check passed: now the folder (stale outputs go)
 
     # ---- outputs
     settings = {
@@ -368,4 +385,8 @@ def run_dce_fit(input_path: Path, out_dir: Path, *, mask: Optional[Path] = None,
         WriteSeconds=round(t_write, 3))
     written.append(write_json(record, out_dir / "dce_fit.json"))
     written.append(summary_csv)
+    from ..io import sidecar_path
+
+    write_manifest(out_dir, [*written, *(sidecar_path(p) for p in written if p.name.endswith((".nii", ".nii.gz")))],
+                   kind="dce fit", settings=settings)
     return DceRun(res, summary, tuple(written))
