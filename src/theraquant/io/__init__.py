@@ -12,9 +12,11 @@ from ._seg import Segmentation, read_seg, write_seg  # DICOM results (issue #12)
 from ._rtstruct import read_rtstruct, write_rtstruct  # DICOM results (issue #12)
 from ._pmap import (PARAMETRIC_QUANTITIES, read_parametric_map, read_rt_dose, write_parametric_map,  # (#12)
                     write_rt_dose)
+from ._write_series import write_dicom_series  # source DICOM writer (phantom studies)
 
 __all__ = ["read_nifti", "write_nifti", "sidecar_path", "read_dicom_series", "read_dicom_headers",
            "group_series", "atomic_write", "atomic_path", "atomic_paths", "clean_temporaries", "write_json",
            "write_text", "write_table", "TEMP_PREFIX"]
 __all__ += ["Segmentation", "read_seg", "write_seg", "read_rtstruct", "write_rtstruct",  # DICOM results (#12)
             "PARAMETRIC_QUANTITIES", "write_parametric_map", "read_parametric_map", "write_rt_dose", "read_rt_dose"]
+__all__ += ["write_dicom_series"]  # source DICOM writer (phantom studies)
