@@ -42,6 +42,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import DicomError, Finding, TheraquantError
+from ..quantities import check_quantity
 from ._bodysize import body_surface_area, ideal_body_weight, lean_body_mass
 
 __all__ = ["SuvConversion", "Finding", "suv_factor", "check_suv_headers", "read_suv", "NORMALIZATIONS",
@@ -328,8 +329,8 @@ class _Rules:
             return self.constants["weight_kg"]
         w, hd = self.common("PatientWeight", kind="float")
         ov = self.override("weight_kg", w)
-        if ov is not None:
-            w = float(ov)
+        if ov is not None:  # g, lb (ratio to the header), impossible values: checked against the table
+            w = float(check_quantity("weight_kg", ov, argument="weight_kg", reference=w))
             if not w > 0:
                 raise TheraquantError(f"weight_kg must be a positive weight in kg, got {ov!r}")
         elif w is None or w <= 0:
@@ -340,6 +341,8 @@ class _Rules:
         elif w > MAX_WEIGHT_KG:
             raise DicomError(f"{hd.name}: PatientWeight (0010,1030) is {w} kg, not a body weight in kg "
                              "(grams?); correct the header or pass weight_kg=")
+        if ov is None:
+            check_quantity("weight_kg", w, argument=f"{hd.name}: PatientWeight (0010,1030)")
         self.constants["weight_kg"] = w
         return w
 
@@ -349,7 +352,7 @@ class _Rules:
         h, hd = self.common("PatientSize", kind="float")
         ov = self.override("height_m", h)
         if ov is not None:
-            h = float(ov)
+            h = float(check_quantity("height_m", ov, argument="height_m", reference=h))
         elif h is None or h <= 0:
             raise self.missing("PatientSize", "height_m", "for lean body mass, body surface area and "
                                "ideal body weight", "1.75")
@@ -394,7 +397,8 @@ class _Rules:
         d, hd = self.common("RadionuclideTotalDose", kind="float")
         ov = self.override("injected_dose_bq", d)
         if ov is not None:
-            d = float(ov)
+            d = float(check_quantity("injected_activity_bq", ov, argument="injected_dose_bq",
+                                     reference=None if d is None or d < MBQ_DETECTION_LIMIT else d))
             if not d > 0:
                 raise TheraquantError(f"injected_dose_bq must be a positive activity in Bq, got {ov!r}")
         elif d is None:
@@ -404,8 +408,12 @@ class _Rules:
             raise DicomError(f"{hd.name}: RadionuclideTotalDose (0018,1074) is {d!r}; a positive injected "
                              "activity in Bq is needed; pass injected_dose_bq=370e6")
         elif d < MBQ_DETECTION_LIMIT:
-            self.decisions.append(f"RadionuclideTotalDose {d:g} < {MBQ_DETECTION_LIMIT:g}: read as MBq")
+            self.decisions.append(f"note: {hd.name}: RadionuclideTotalDose (0018,1074) is {d:g}, below "
+                                  f"{MBQ_DETECTION_LIMIT:g} Bq: read as MBq ({d * 1e6:g} Bq); correct the "
+                                  "header or pass injected_dose_bq= to confirm")
             d *= 1.0e6
+        if ov is None:
+            check_quantity("injected_activity_bq", d, argument=f"{hd.name}: RadionuclideTotalDose (0018,1074)")
         self.constants["injected_dose_Bq"] = d
         return d
 
@@ -414,8 +422,8 @@ class _Rules:
             return self.constants["half_life_s"]
         t, hd = self.common("RadionuclideHalfLife", kind="float")
         ov = self.override("half_life_s", t)
-        if ov is not None:
-            t = float(ov)
+        if ov is not None:  # minutes / hours of a known nuclide, or the header ratio: a warning
+            t = float(check_quantity("half_life_s", ov, argument="half_life_s", reference=t))
             if not t > 0:
                 raise TheraquantError(f"half_life_s must be positive, s, got {ov!r}")
         elif t is None or t <= 0:
@@ -423,6 +431,8 @@ class _Rules:
                 raise DicomError(f"{hd.name}: RadionuclideHalfLife (0018,1075) is {t!r} s; pass half_life_s=")
             raise self.missing("RadionuclideHalfLife", "half_life_s", "to decay-correct the dose",
                                "6586.2 (18F)")
+        if ov is None:
+            check_quantity("half_life_s", t, argument=f"{hd.name}: RadionuclideHalfLife (0018,1075)")
         self.constants["half_life_s"] = t
         return t
 
@@ -731,6 +741,7 @@ def suv_factor(headers: Any, *, normalization: Normalization = "bw",
             dur = dur_ms / 1000.0
             dt = (t - inj).total_seconds()  # type: ignore[operator]
             _check_uptake(hd, dt)
+            check_quantity("uptake_half_lives", dt * lam / math.log(2.0))  # injection days before?
             # D_ref = D exp(-lam dt) (1 - exp(-lam T)) / (lam T): the dose matching the frame's counts
             decay[i] = math.exp(-lam * dt) * (-math.expm1(-lam * dur)) / (lam * dur)
             factors[i] = scale[i] * x_norm / (dose * decay[i])
@@ -797,6 +808,7 @@ def suv_factor(headers: Any, *, normalization: Normalization = "bw",
     r.constants["injection_datetime"] = inj.isoformat()
     r.constants["reference_datetime"] = _range([t.isoformat() for t in ref])
     r.constants["uptake_time_s"] = _range(dts)
+    check_quantity("uptake_half_lives", float(dts.max()) * lam / math.log(2.0))  # injection days before?
     r.constants["decay_factor"] = _range(decay)
     return _result(scale * x_norm / (dose * decay), norm, r)
 
