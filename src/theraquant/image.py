@@ -25,7 +25,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .errors import TheraquantError
 
-__all__ = ["Image", "normalize_spacing", "check_same_shape"]
+__all__ = ["Image", "normalize_spacing", "check_same_shape", "as_mask"]
 
 
 def normalize_spacing(spacing_mm: ArrayLike, ndim: int = 3, *, name: str = "spacing_mm") -> tuple[float, ...]:
@@ -58,6 +58,64 @@ def check_same_shape(a: NDArray, b: NDArray, *, names: tuple[str, str] = ("value
             f"{names[0]} and {names[1]} must be on the same grid: shapes {np.shape(a)} and "
             f"{np.shape(b)} differ; resample one onto the other first (Image.resample_like)"
         )
+
+
+def as_mask(mask: ArrayLike, *, name: str = "mask", shape: tuple[int, ...] | None = None) -> NDArray[np.bool_]:
+    """``mask`` as a boolean array, or a :class:`TheraquantError` saying how to make one.
+
+    The engines take boolean masks. Arrays of another dtype are accepted only when they hold
+    nothing but 0 and 1 (a lossless conversion); a label image (other integers), a fractional
+    or probability mask, or NaN raise, with the expression that makes a mask (``labels == k``,
+    ``prob >= 0.5``): a mask is never cast silently.
+
+    Parameters
+    ----------
+    mask : array_like
+        The mask.
+    name : str
+        The argument's name, for the message (and ``TheraquantError.argument``).
+    shape : tuple of int, optional
+        The shape it must have (that of the image it belongs to).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> as_mask(np.array([0, 1, 1], np.uint8)).tolist()
+    [False, True, True]
+    >>> as_mask(np.array([0, 2, 3]), name="lesion_mask")
+    Traceback (most recent call last):
+    ...
+    theraquant.errors.TheraquantError: lesion_mask is a label image (values [0, 2, 3]), not a mask; make one mask per label, e.g. lesion_mask == 2
+    """
+    m = np.asarray(mask)
+    if shape is not None and m.shape != tuple(shape):
+        raise TheraquantError(f"{name} has shape {m.shape} but the image has {tuple(shape)}; resample the mask "
+                              "onto the image grid first (Image.resample_like)", argument=name)
+    if m.dtype == bool:
+        return m
+    if m.dtype.kind not in "iuf":
+        raise TheraquantError(f"{name} must be a boolean array, got dtype {m.dtype}; make one with a comparison, "
+                              f"e.g. labels == 1", argument=name)
+    if m.dtype.kind == "f" and np.isnan(m).any():
+        raise TheraquantError(f"{name} holds {int(np.isnan(m).sum())} NaN value(s): a mask is True/False; make "
+                              f"one with e.g. np.nan_to_num({name}) > 0.5 after checking what NaN meant", argument=name)
+    is01 = (m == 0) | (m == 1)
+    if is01.all():
+        return m.astype(bool)
+    if m.dtype.kind == "f" and np.all(m[~is01] == np.round(m[~is01])):
+        kind = "label image"
+    elif m.dtype.kind == "f":
+        vals = m[~is01]
+        raise TheraquantError(
+            f"{name} is a fractional (probability) mask with values other than 0 and 1 (e.g. "
+            f"{float(vals.flat[0]):g}), not a boolean mask; threshold it, e.g. {name} >= 0.5", argument=name)
+    else:
+        kind = "label image"
+    labels = np.unique(m)
+    shown = [int(v) if float(v).is_integer() else float(v) for v in labels[:6]]
+    example = next((v for v in shown if v not in (0, 1)), shown[-1])
+    raise TheraquantError(f"{name} is a {kind} (values {shown}{', ...' if labels.size > 6 else ''}), not a mask; "
+                          f"make one mask per label, e.g. {name} == {example}", argument=name)
 
 
 @dataclass(frozen=True, eq=False)

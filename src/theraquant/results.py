@@ -297,9 +297,8 @@ class Result(Mapping[str, Any]):
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             v = getattr(self, f.name)
-            fv = freeze(v)
-            if fv is not v:
-                object.__setattr__(self, f.name, fv)
+            if isinstance(v, np.ndarray) and v.flags.writeable:  # containers are the subclass's choice
+                object.__setattr__(self, f.name, freeze(v))
         object.__setattr__(self, "_units", MappingProxyType(dict(self._UNITS)))
         object.__setattr__(self, "_title", self._TITLE)
         object.__setattr__(self, "_provenance", {})
@@ -367,8 +366,10 @@ class Result(Mapping[str, Any]):
 
     def __reduce__(self) -> Any:  # pickling (Dask workers send results back)
         if dataclasses.is_dataclass(self):
-            return (_rebuild_dataclass, (type(self), dict(self._fields()), self._provenance))
-        return (_rebuild, (type(self), dict(self._data), dict(self._units), self._title, self._provenance))
+            fields = {k: _thaw(v) for k, v in self._fields().items()}
+            return (_rebuild_dataclass, (type(self), fields, self.provenance))
+        return (_rebuild, (type(self), {k: _thaw(v) for k, v in self._data.items()}, dict(self._units),
+                           self._title, self._provenance))
 
     # -------------------------------------------------------------- metadata
     @property
@@ -418,7 +419,7 @@ class Result(Mapping[str, Any]):
 
     def to_json(self, *, indent: int | None = 2) -> str:
         """JSON text ``{"title", "fields", "units", "provenance"}`` (no NaN: missing values are null)."""
-        return json.dumps({"title": self.title, "fields": self.to_dict(), "units": dict(self.units),
+        return json.dumps({"title": self.title, "fields": _jsonable(self.to_dict()), "units": dict(self.units),
                            "provenance": _jsonable(self.provenance)}, indent=indent, allow_nan=False)
 
     def __repr__(self) -> str:
@@ -429,6 +430,13 @@ class Result(Mapping[str, Any]):
         inner = ", ".join(f"{k!r}: {_fmt_value(v) if isinstance(v, np.ndarray) else repr(v)}"
                           for k, v in self._data.items())
         return f"{type(self).__name__}({{{inner}}})"
+
+
+def _thaw(v: Any) -> Any:
+    """Read-only mappings as dicts (mappingproxy does not pickle); the rebuild freezes them again."""
+    if isinstance(v, MappingProxyType):
+        return {k: _thaw(x) for k, x in v.items()}
+    return v
 
 
 def _rebuild(cls: type, data: dict, units: dict, title: str, provenance: dict) -> Result:

@@ -76,7 +76,7 @@ def test_summary_is_fixed_width_text():
 
 
 @pytest.mark.parametrize(("mask", "match"), [
-    (np.ones((2, 1, 4), bool), r"mask shape \(2, 1, 4\) differs from the dose map shape \(2, 1, 5\)"),
+    (np.ones((2, 1, 4), bool), r"mask has shape \(2, 1, 4\) but the image has \(2, 1, 5\)"),
     (np.zeros((2, 1, 5), bool), "mask is empty"),
 ])
 def test_bad_mask(mask, match):

@@ -108,7 +108,7 @@ def test_density_and_mask_on_other_grids():
         dm.absorbed_dose(np.ones((3, 3, 3)), (4.0, 4.0, 4.0), density=np.ones((3, 3, 4)))
     with pytest.raises(TheraquantError, match="density must be a positive"):
         dm.absorbed_dose(np.ones((3, 3, 3)), (4.0, 4.0, 4.0), density=0.0)
-    with pytest.raises(TheraquantError, match=r"mask shape \(2, 2, 2\) differs from the activity map"):
+    with pytest.raises(TheraquantError, match=r"mask has shape \(2, 2, 2\) but the image has \(3, 3, 3\); resample the mask"):
         dm.calibrate_activity(np.ones((3, 3, 3)), administered_bq=1e9, mask=np.ones((2, 2, 2), bool))
 
 

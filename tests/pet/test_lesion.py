@@ -190,7 +190,7 @@ def test_liver_too_small_for_the_sphere():
     (np.full((5, 5, 5), np.nan), np.ones((5, 5, 5), bool), "NaN or infinite"),
     (np.ones((5, 5, 5)), np.ones((5, 5, 4), bool), r"values and mask must be on the same grid: shapes \(5, 5, 5\)"),
     (np.ones((5, 5, 5)), np.zeros((5, 5, 5), bool), "mask is empty"),
-    (np.ones((5, 5, 5)), np.full((5, 5, 5), 3), "mask must be boolean"),
+    (np.ones((5, 5, 5)), np.full((5, 5, 5), 3), r"mask is a label image \(values \[3\]\), not a mask; make one mask per label, e.g. mask == 3"),
     (np.ones((5, 5)), np.ones((5, 5), bool), "values must be a 3-D array"),
 ])
 def test_bad_input(values, mask, match):

@@ -10,6 +10,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..errors import TheraquantError
+from ..image import as_mask
+from ..quantities import check_quantity
 from ..results import Result, records_call
 from ._nuclides import get_nuclide
 
@@ -154,11 +156,7 @@ def dose_volume(dose_gy: ArrayLike, mask: ArrayLike, *, d: Sequence[float] = (2,
     (6.0, 4.0, 30.0, 5.5)
     """
     dose = np.asarray(dose_gy, dtype=np.float64)
-    m = np.asarray(mask)
-    if m.shape != dose.shape:
-        raise TheraquantError(f"mask shape {m.shape} differs from the dose map shape {dose.shape}; "
-                              "resample the mask onto the dose grid")
-    m = m.astype(bool)
+    m = as_mask(mask, name="mask", shape=dose.shape)
     n = int(m.sum())
     if n == 0:
         raise TheraquantError("mask is empty (no voxel selected); check the lesion segmentation")
@@ -166,6 +164,8 @@ def dose_volume(dose_gy: ArrayLike, mask: ArrayLike, *, d: Sequence[float] = (2,
     if not np.all(np.isfinite(vals)):
         raise TheraquantError(f"dose_gy has {int(np.count_nonzero(~np.isfinite(vals)))} NaN or infinite "
                               "voxel(s) inside the mask; fix the dose map first")
+    lo, hi = float(vals.min()), float(vals.max())  # negative doses are an error (FFT round-off < 1e-9 max is not)
+    check_quantity("dose_gy", [lo if lo < -1e-9 * max(abs(hi), 1.0) else max(lo, 0.0), hi], argument="dose_gy")
     for x in d:
         if not (0 < float(x) <= 100):
             raise TheraquantError(f"each Dx percentage in d must be in (0, 100], got {x!r}")

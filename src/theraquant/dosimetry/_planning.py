@@ -6,6 +6,7 @@ import math
 from typing import Mapping
 
 from ..errors import TheraquantError
+from ..quantities import check_quantity
 from ..results import Result, records_call
 
 __all__ = ["mird_single_compartment", "partition_model"]
@@ -18,11 +19,21 @@ def _positive(name: str, value: float | None) -> float:
         raise TheraquantError(f"{name} must be a positive number, got {value!r}") from None
     if not (math.isfinite(v) and v > 0):
         raise TheraquantError(f"{name} must be a positive number, got {value!r}")
+    if name in _QUANTITY:  # masses in g, activity in MBq: the plausibility table
+        check_quantity(_QUANTITY[name], v, argument=name)
     return v
 
 
+_QUANTITY = {"liver_mass_kg": "mass_kg", "tumour_mass_kg": "mass_kg", "normal_liver_mass_kg": "mass_kg",
+             "lung_mass_kg": "mass_kg", "activity_gbq": "administered_activity_gbq", "dose_gy": "dose_gy",
+             "tumour_dose_gy": "dose_gy"}
+
+
 def _fraction(name: str, value: float) -> float:
-    v = float(value)
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TheraquantError(f"{name} must be a fraction in [0, 1), got {value!r}") from None
     if not (0.0 <= v < 1.0):
         raise TheraquantError(f"{name} must be a fraction in [0, 1), got {value!r}; pass e.g. 0.05 for 5 %")
     return v

@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import TheraquantError
+from ..quantities import check_quantity
 from ..results import Result, attach_provenance, call_provenance
 from ._nuclides import get_nuclide
 
@@ -308,6 +309,8 @@ def fit_tac(times_h: ArrayLike, activity_mbq: ArrayLike, *, nuclide: str, model:
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise TheraquantError(f"unknown model(s) {unknown} in models; choose from {tuple(MODELS)}")
+    check_quantity("tac_time_h", float(t[-1]), argument="times_h")  # days or seconds?
+    check_quantity("tac_activity_mbq", float(y_in.max()), argument="activity_mbq")  # Bq?
     lead = y_in.shape[:-1]
     y = y_in.reshape(-1, t.size)
     n_tac, n = y.shape

@@ -9,6 +9,8 @@ from numpy.lib.mixins import NDArrayOperatorsMixin
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import TheraquantError
+from ..image import as_mask
+from ..quantities import check_quantity, check_tia_total
 from ..results import Result, call_provenance
 from ._convolve import convolve_same
 from ._kernels import check_spacing, voxel_kernel
@@ -265,10 +267,7 @@ def calibrate_activity(counts: ArrayLike, *, administered_bq: float, residual_fr
     if not (np.isfinite(administered_bq) and administered_bq > 0):
         raise TheraquantError(f"administered_bq must be a positive activity in Bq, got {administered_bq!r}")
     if mask is not None:
-        m = np.asarray(mask, dtype=bool)
-        if m.shape != c.shape:
-            raise TheraquantError(f"mask shape {m.shape} differs from the activity map shape {c.shape}; "
-                                  "resample the mask onto the activity grid")
+        m = as_mask(mask, name="mask", shape=c.shape)
         c = np.where(m, c, 0.0)
     total = float(c.sum())
     if total <= 0:
@@ -349,8 +348,12 @@ def absorbed_dose(tia_bq_s: ArrayLike, spacing_mm: tuple[float, float, float], *
     if precision not in ("double", "single"):
         raise TheraquantError(f"precision must be 'double' or 'single', got {precision!r}")
     tia = _check_map(tia_bq_s, "tia_bq_s")
+    check_tia_total(tia, argument="tia_bq_s")  # an activity (Bq) passed as TIA (Bq s)?
+    check_quantity("voxel_size_mm", spacing_mm, argument="spacing_mm")  # spacing in m or cm?
     sp = check_spacing(spacing_mm, vsv=(method == "vsv"))
     rho = _check_density(density, tia.shape)
+    if rho is not None:
+        check_quantity("density_g_ml", rho, argument="density")  # kg/m3?
     if not (np.isfinite(k) and k > 0):
         raise TheraquantError(f"k must be a positive dose constant in Gy kg/GBq, got {k!r}; default 49.67")
     constants: dict[str, Any] = nuc.as_dict()

@@ -8,7 +8,7 @@ from ._bodysize import body_surface_area, ideal_body_weight, lean_body_mass
 from ._hypoxia import HYPOXIA_THRESHOLDS, HypoxiaThreshold, hypoxia
 from ._lesion import (lesion_metrics, liver_reference, percist_threshold, sphere_kernel, sphere_radius_mm,
                       suv_peak, suv_peak_location)
-from ._results import Result
+from ..results import Result
 from ._suv import NORMALIZATIONS, OVERRIDES, Finding, SuvConversion, check_suv_headers, read_suv, suv_factor
 
 __all__ = ["HYPOXIA_THRESHOLDS", "HypoxiaThreshold", "NORMALIZATIONS", "OVERRIDES", "Finding", "Result", "SuvConversion",

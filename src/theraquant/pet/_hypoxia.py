@@ -25,7 +25,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..errors import TheraquantError
 from ._lesion import _check_inputs, suv_peak
-from ._results import Result
+from ..results import Result, records_call
 
 __all__ = ["hypoxia", "HYPOXIA_THRESHOLDS", "HypoxiaThreshold"]
 
@@ -116,6 +116,7 @@ def _compare(x: NDArray | float, thr: float, operator: str) -> NDArray | bool:
     return (x > thr + tol) if operator == ">" else (x >= thr - tol)
 
 
+@records_call("theraquant.pet.hypoxia")
 def hypoxia(values: NDArray[np.floating], tumour_mask: NDArray[np.bool_], *,
             muscle_mask: NDArray[np.bool_] | None = None, blood_mask: NDArray[np.bool_] | None = None,
             spacing_mm: ArrayLike, tumour_stat: Stat = "max", reference_stat: Stat = "mean",

@@ -27,8 +27,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import TheraquantError
-from ..image import check_same_shape, normalize_spacing
-from ._results import Result
+from ..image import as_mask, check_same_shape, normalize_spacing
+from ..results import Result, records_call
 
 __all__ = ["sphere_radius_mm", "sphere_kernel", "suv_peak", "suv_peak_location", "lesion_metrics",
            "liver_reference", "percist_threshold"]
@@ -103,11 +103,7 @@ def _check_inputs(values: ArrayLike, mask: ArrayLike, spacing_mm: ArrayLike,
     if v.ndim != 3:
         raise TheraquantError(f"values must be a 3-D array indexed (z, y, x), got shape {v.shape}")
     check_same_shape(v, m, names=("values", mask_name))
-    if m.dtype != bool:
-        if not np.all((m == 0) | (m == 1)):
-            raise TheraquantError(f"{mask_name} must be boolean (or 0/1), got values {np.unique(m)[:5]}; "
-                                  "threshold label maps first (mask == label)")
-        m = m.astype(bool)
+    m = as_mask(m, name=mask_name)
     if not m.any():
         raise TheraquantError(f"{mask_name} is empty (no voxel set); check that it belongs to this image")
     if not np.issubdtype(v.dtype, np.number) or np.issubdtype(v.dtype, np.complexfloating):
@@ -226,6 +222,7 @@ def percist_threshold(mean: float, sd: float, *, reference: Literal["liver", "bl
     return round(factor * mean + 2.0 * sd, 12)
 
 
+@records_call("theraquant.pet.liver_reference")
 def liver_reference(values: NDArray[np.floating], spacing_mm: ArrayLike, *,
                     liver_mask: NDArray[np.bool_] | None = None,
                     centre_index: tuple[int, int, int] | None = None,
@@ -338,6 +335,7 @@ def _mtv_threshold(spec: Any, suv_max: float, liver: Mapping[str, Any] | None) -
     return t, f"fixed SUV {t:g}"
 
 
+@records_call("theraquant.pet.lesion_metrics")
 def lesion_metrics(values: NDArray[np.floating], mask: NDArray[np.bool_], spacing_mm: ArrayLike, *,
                    mtv_threshold: float | str | None = None, liver: Mapping[str, Any] | None = None,
                    sphere_ml: float = 1.0) -> Result:

@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..errors import TheraquantError
-from ..image import normalize_spacing
+from ..image import as_mask, normalize_spacing
 
 __all__ = ["longest_axial_diameter"]
 
@@ -51,7 +51,7 @@ def longest_axial_diameter(mask: ArrayLike, spacing_mm: ArrayLike) -> float:
     m = np.asarray(mask)
     if m.ndim != 3:
         raise TheraquantError(f"mask must be 3-D (z, y, x), got shape {m.shape}", argument="mask")
-    m = m.astype(bool)
+    m = as_mask(m, name="mask")
     _, dy, dx = normalize_spacing(spacing_mm)
     corners = np.array([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]])
     best = 0.0

@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import TheraquantError
+from ..results import records_call
 from ._criteria import EPS, at_least, finite, meta, operators, passes, thresholds as _thresholds, words
 from ._result import Finding, ResponseResult, Rule
 
@@ -180,6 +181,7 @@ def _a(x: float | None) -> NDArray:
 
 
 # --------------------------------------------------------------------------- PERCIST
+@records_call("theraquant.response.percist")
 def percist(
     baseline_sulpeak: float | Mapping[str, float] | Sequence[float],
     followup_sulpeak: float | Mapping[str, float] | Sequence[float] | None,
@@ -392,6 +394,7 @@ def percist(
 
 
 # --------------------------------------------------------------------------- EORTC
+@records_call("theraquant.response.eortc")
 def eortc(
     baseline_suv: float | Mapping[str, float] | Sequence[float],
     followup_suv: float | Mapping[str, float] | Sequence[float] | None,

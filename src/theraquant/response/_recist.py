@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import TheraquantError
+from ..results import records_call
 from ._criteria import EPS, at_least, finite, meta, operators, passes, thresholds as _thresholds, words
 from ._result import Finding, ResponseResult, Rule
 
@@ -337,6 +338,7 @@ _PARAMS_DOC = """
 """
 
 
+@records_call("theraquant.response.recist")
 def recist(
     baseline: Sequence[Lesion] | Any,
     followup: Sequence[Lesion] | Mapping[str, float] | Any,
@@ -383,6 +385,7 @@ recist.__doc__ = """Overall response of one patient at one follow-up by RECIST 1
 """
 
 
+@records_call("theraquant.response.mrecist")
 def mrecist(
     baseline: Sequence[Lesion] | Any,
     followup: Sequence[Lesion] | Mapping[str, float] | Any,

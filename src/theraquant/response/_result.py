@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from ..errors import Finding
+from ..results import Result
 
 __all__ = ["Rule", "Finding", "ResponseResult"]  # Finding lives in theraquant.errors
 
@@ -40,8 +41,11 @@ def _fmt(v: Any) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class ResponseResult:
-    """One response decision and how it was made.
+class ResponseResult(Result):
+    """One response decision and how it was made (a :class:`~theraquant.results.Result`).
+
+    A read-only mapping of its fields (``res["category"]``); note that ``res.values`` is the
+    field below (the compared numbers), not the mapping method.
 
     Attributes
     ----------
@@ -72,7 +76,7 @@ class ResponseResult:
 
     category: str
     rule: Rule
-    values: Mapping[str, Any]
+    values: Mapping[str, Any] = field()  # field(): not the inherited Mapping.values as a default
     criteria: str
     version: str
     thresholds: Mapping[str, Any]
@@ -83,6 +87,7 @@ class ResponseResult:
     def __post_init__(self) -> None:
         object.__setattr__(self, "values", MappingProxyType(dict(self.values)))
         object.__setattr__(self, "thresholds", MappingProxyType(dict(self.thresholds)))
+        super(ResponseResult, self).__post_init__()
 
     __hash__ = None  # type: ignore[assignment]  # holds mappings
 

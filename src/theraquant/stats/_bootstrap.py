@@ -15,6 +15,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats as sps
 
 from ..errors import TheraquantError
+from ..results import Result, records_call
 from ._common import SummaryMixin, fmt_ci, notes_text
 from ._roc import Direction, _check_classes, _curve, _detect_direction, _orient, _placements, _prepare
 
@@ -22,7 +23,7 @@ __all__ = ["BootstrapResult", "roc_bootstrap", "cluster_bootstrap"]
 
 
 @dataclass(frozen=True)
-class BootstrapResult(SummaryMixin):
+class BootstrapResult(SummaryMixin, Result):
     """Bootstrap intervals of the AUC and of the Youden cut-off.
 
     Attributes
@@ -104,6 +105,7 @@ def _auc_rows(pos: NDArray, neg: NDArray) -> NDArray:
     return (ranks[:, :m].sum(axis=1) - m * (m + 1) / 2) / (m * n)
 
 
+@records_call("theraquant.stats.roc_bootstrap")
 def roc_bootstrap(y: ArrayLike, score: ArrayLike, *, n_boot: int = 2000, seed: int | None = 0,
                   level: float = 0.95, direction: Direction = "auto", name: str = "score") -> BootstrapResult:
     """Stratified bootstrap percentile and BCa intervals of the AUC and the Youden cut-off.
@@ -195,6 +197,7 @@ def roc_bootstrap(y: ArrayLike, score: ArrayLike, *, n_boot: int = 2000, seed: i
         method="stratified", level=level, direction=d, name=name, notes=tuple(notes))
 
 
+@records_call("theraquant.stats.cluster_bootstrap")
 def cluster_bootstrap(y: ArrayLike, score: ArrayLike, cluster: ArrayLike, *, n_boot: int = 2000,
                       seed: int | None = 0, level: float = 0.95, direction: Direction = "auto",
                       name: str = "score") -> BootstrapResult:

@@ -10,6 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats as sps
 
 from ..errors import TheraquantError
+from ..results import Result, records_call
 from ._common import SummaryMixin, as_binary, as_score, fmt_ci, fmt_p, notes_text
 from ._regression import logistic
 
@@ -17,7 +18,7 @@ __all__ = ["DoseResponse", "dose_response"]
 
 
 @dataclass(frozen=True)
-class DoseResponse(SummaryMixin):
+class DoseResponse(SummaryMixin, Result):
     """Logistic dose-response curve p(D) = 1 / (1 + exp(-(b0 + b1 D))).
 
     Attributes
@@ -97,6 +98,7 @@ class DoseResponse(SummaryMixin):
         return d
 
 
+@records_call("theraquant.stats.dose_response")
 def dose_response(dose_gy: ArrayLike, y: ArrayLike, *, cluster: ArrayLike | None = None,
                   name: str = "Dmean", n_curve: int = 50) -> DoseResponse:
     """Fit a logistic tumour-control curve of response against dose; D50 with a delta-method CI.

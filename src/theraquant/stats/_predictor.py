@@ -17,6 +17,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from ..errors import TheraquantError
+from ..results import Result, records_call
 from ._common import (
     SummaryMixin, as_binary, as_score, fmt_ci, fmt_p, frozen_map, notes_text, table_text, wilson)
 from ._regression import _check_columns, logistic
@@ -35,7 +36,7 @@ def _expit(v):
 
 # ------------------------------------------------------------------------------------ calibration
 @dataclass(frozen=True)
-class CalibrationTable(SummaryMixin):
+class CalibrationTable(SummaryMixin, Result):
     """Observed versus predicted response by bins of predicted probability.
 
     Attributes
@@ -70,6 +71,7 @@ class CalibrationTable(SummaryMixin):
                 "df": self.df, "p": self.p, "brier": self.brier, "n": self.n}
 
 
+@records_call("theraquant.stats.calibration_table")
 def calibration_table(y: ArrayLike, prob: ArrayLike, *, n_bins: int = 5) -> CalibrationTable:
     """Calibration of predicted probabilities: quantile bins, Hosmer-Lemeshow test, Brier score.
 
@@ -129,7 +131,7 @@ def calibration_table(y: ArrayLike, prob: ArrayLike, *, n_bins: int = 5) -> Cali
 
 # ------------------------------------------------------------------------------------ cross-validation
 @dataclass(frozen=True)
-class CrossValidation(SummaryMixin):
+class CrossValidation(SummaryMixin, Result):
     """Patient-grouped cross-validated performance of a logistic response model.
 
     Attributes
@@ -194,6 +196,7 @@ def _youden_prob(y, p):
     return r.youden_threshold
 
 
+@records_call("theraquant.stats.cross_validated_auc")
 def cross_validated_auc(data: pd.DataFrame, outcome: str, markers: str | Sequence[str], *,
                         cluster: str | None = None, n_splits: int = 5) -> CrossValidation:
     """Cross-validated AUC of a logistic model with folds grouped by patient (sklearn GroupKFold).
@@ -279,7 +282,7 @@ def cross_validated_auc(data: pd.DataFrame, outcome: str, markers: str | Sequenc
 
 # ------------------------------------------------------------------------------------ the predictor
 @dataclass(frozen=True)
-class ResponsePredictor(SummaryMixin):
+class ResponsePredictor(SummaryMixin, Result):
     """A fitted logistic response model with its cut-off and training summary.
 
     Attributes
@@ -384,6 +387,7 @@ class ResponsePredictor(SummaryMixin):
         return "\n".join(lines)
 
 
+@records_call("theraquant.stats.fit_predictor")
 def fit_predictor(data: pd.DataFrame, outcome: str, markers: str | Sequence[str], *,
                   cluster: str | None = None, n_splits: int = 5) -> ResponsePredictor:
     """Fit a logistic response predictor on a cohort table, with honest cross-validated performance.

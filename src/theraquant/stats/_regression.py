@@ -12,6 +12,7 @@ import statsmodels.api as sm
 from scipy import stats as sps
 
 from ..errors import TheraquantError
+from ..results import Result, records_call
 from ._common import SummaryMixin, as_binary, fmt_p, frozen_map, notes_text, table_text
 
 __all__ = ["LogisticResult", "logistic", "find_patient_column", "design_matrix"]
@@ -74,7 +75,7 @@ def design_matrix(data: pd.DataFrame, predictors: Sequence[str]) -> pd.DataFrame
 
 
 @dataclass(frozen=True)
-class LogisticResult(SummaryMixin):
+class LogisticResult(SummaryMixin, Result):
     """Logistic regression of response on one or more predictors.
 
     All mappings are keyed by predictor name, the intercept as ``"Intercept"``; dummy-coded
@@ -164,6 +165,7 @@ class LogisticResult(SummaryMixin):
         return d
 
 
+@records_call("theraquant.stats.logistic")
 def logistic(data: pd.DataFrame, outcome: str, predictors: str | Sequence[str], *,
              cluster: str | None = None, level: float = 0.95) -> LogisticResult:
     """Univariable or multivariable logistic regression with odds ratios; GEE when clustered.

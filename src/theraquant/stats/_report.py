@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import TheraquantError
+from ..results import Result, records_call
 from ._bootstrap import BootstrapResult, cluster_bootstrap, roc_bootstrap
 from ._common import SummaryMixin, as_binary, fmt_p, frozen_map, table_text
 from ._dose import DoseResponse, dose_response
@@ -24,7 +25,7 @@ AUTO = "auto"
 
 
 @dataclass(frozen=True)
-class CohortReport(SummaryMixin):
+class CohortReport(SummaryMixin, Result):
     """Everything :func:`analyze` computed for a lesion table.
 
     Attributes
@@ -148,6 +149,7 @@ def _skip(notes: list, what: str, exc: Exception) -> None:
     notes.append(f"{what} skipped: {str(exc).splitlines()[0]}")
 
 
+@records_call("theraquant.stats.analyze")
 def analyze(data: pd.DataFrame, outcome: str, markers: str | Sequence[str], *, cluster: str | None = AUTO,
             n_boot: int = 1000, seed: int | None = 0, n_splits: int = 5, dose: str | None = None,
             strata: Mapping[str, float] | None = None, group: str | None = None,

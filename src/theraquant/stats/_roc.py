@@ -20,6 +20,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats as sps
 
 from ..errors import TheraquantError
+from ..results import Result, records_call
 from ._common import (
     SummaryMixin, Z975, as_binary, as_cluster, as_score, fmt, fmt_ci, fmt_p, frozen_map,
     notes_text, wilson)
@@ -117,7 +118,7 @@ def _curve(y: NDArray, s: NDArray) -> tuple[NDArray, NDArray, NDArray]:
 
 # ------------------------------------------------------------------------------------ results
 @dataclass(frozen=True)
-class RocResult(SummaryMixin):
+class RocResult(SummaryMixin, Result):
     """ROC analysis of one marker against a binary response.
 
     Attributes
@@ -227,6 +228,7 @@ def _prepare(y, score, direction, cluster, name="score"):
     return yb, s, cl
 
 
+@records_call("theraquant.stats.roc")
 def roc(y: ArrayLike, score: ArrayLike, *, direction: Direction = "auto",
         cluster: ArrayLike | None = None, name: str = "score") -> RocResult:
     """ROC curve, AUC with its DeLong (or clustered Obuchowski) variance, and optimal cut-offs.
@@ -325,7 +327,7 @@ def roc(y: ArrayLike, score: ArrayLike, *, direction: Direction = "auto",
 
 # ------------------------------------------------------------------------------------ paired test
 @dataclass(frozen=True)
-class RocComparison(SummaryMixin):
+class RocComparison(SummaryMixin, Result):
     """Paired comparison of two markers' AUCs on the same lesions (DeLong 1988).
 
     Attributes
@@ -376,6 +378,7 @@ class RocComparison(SummaryMixin):
                                              "direction_b", "correlation", "variance_method", "names", "n")}
 
 
+@records_call("theraquant.stats.compare_roc")
 def compare_roc(y: ArrayLike, score_a: ArrayLike, score_b: ArrayLike, *, direction: Direction = "auto",
                 cluster: ArrayLike | None = None, names: tuple[str, str] = ("a", "b")) -> RocComparison:
     """Paired DeLong test of two markers measured on the same lesions.
@@ -442,7 +445,7 @@ _METRICS = ("sensitivity", "specificity", "ppv", "npv", "lr_pos", "lr_neg", "acc
 
 
 @dataclass(frozen=True)
-class ThresholdMetrics(SummaryMixin):
+class ThresholdMetrics(SummaryMixin, Result):
     """Diagnostic accuracy of a marker at one cut-off.
 
     Attributes
@@ -501,6 +504,7 @@ def _ratio(a: float, b: float) -> float:
     return a / b
 
 
+@records_call("theraquant.stats.threshold_metrics")
 def threshold_metrics(y: ArrayLike, score: ArrayLike, threshold: float, *, direction: Direction = "auto",
                       name: str = "score") -> ThresholdMetrics:
     """Sensitivity, specificity, PPV, NPV, likelihood ratios and accuracy at a cut-off.

@@ -11,6 +11,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from ..errors import TheraquantError
+from ..results import Result, records_call
 from ._common import SummaryMixin, as_binary, fmt_p, notes_text, table_text, wilson
 from ._regression import _check_columns, logistic
 from ._tests import TestResult, chi2_test, fisher_test
@@ -19,7 +20,7 @@ __all__ = ["ResponseTable", "response_table"]
 
 
 @dataclass(frozen=True)
-class ResponseTable(SummaryMixin):
+class ResponseTable(SummaryMixin, Result):
     """Response rate in each cell of one or more dichotomised markers.
 
     Attributes
@@ -71,6 +72,7 @@ class ResponseTable(SummaryMixin):
                 "gee_wald": None if self.gee_wald is None else self.gee_wald.to_dict(), "notes": list(self.notes)}
 
 
+@records_call("theraquant.stats.response_table")
 def response_table(data: pd.DataFrame, outcome: str, cutoffs: Mapping[str, float], *,
                    labels: Mapping[str, tuple[str, str]] | None = None, cluster: str | None = None) -> ResponseTable:
     """Cross dichotomised markers and report the response rate with its CI per cell.

@@ -15,13 +15,14 @@ from scipy import stats as sps
 from scipy.special import gammaln
 
 from ..errors import TheraquantError
+from ..results import Result, records_call
 from ._common import SummaryMixin, fmt_p, frozen_map, notes_text
 
 __all__ = ["TestResult", "mann_whitney", "kruskal_wallis", "chi2_test", "fisher_test", "wilcoxon_signed_rank"]
 
 
 @dataclass(frozen=True)
-class TestResult(SummaryMixin):
+class TestResult(SummaryMixin, Result):
     """A hypothesis test.
 
     Attributes
@@ -86,6 +87,7 @@ def _tie_term(values: NDArray) -> float:
     return float(np.sum(counts**3 - counts))
 
 
+@records_call("theraquant.stats.mann_whitney")
 def mann_whitney(x: ArrayLike, y: ArrayLike, *, exact: bool | None = None, correct: bool = True) -> TestResult:
     """Mann-Whitney U (Wilcoxon rank-sum) test, as R's ``wilcox.test(x, y)``.
 
@@ -138,6 +140,7 @@ def mann_whitney(x: ArrayLike, y: ArrayLike, *, exact: bool | None = None, corre
                                   "median_y": float(np.median(b)), "auc": w / (nx * ny)}))
 
 
+@records_call("theraquant.stats.kruskal_wallis")
 def kruskal_wallis(values: ArrayLike, groups: ArrayLike) -> TestResult:
     """Kruskal-Wallis rank-sum test across groups (e.g. CR/PR/SD/PD), as R's ``kruskal.test``.
 
@@ -181,6 +184,7 @@ def kruskal_wallis(values: ArrayLike, groups: ArrayLike) -> TestResult:
                                   for lab, s in zip(labels, samples)}))
 
 
+@records_call("theraquant.stats.wilcoxon_signed_rank")
 def wilcoxon_signed_rank(before: ArrayLike, after: ArrayLike, *, exact: bool | None = None,
                          correct: bool = True) -> TestResult:
     """Wilcoxon signed-rank test of paired values (baseline vs follow-up), as R's paired wilcox.test.
@@ -257,6 +261,7 @@ def _table(table: ArrayLike) -> NDArray[np.int64]:
     return t
 
 
+@records_call("theraquant.stats.chi2_test")
 def chi2_test(table: ArrayLike, *, correction: bool = True) -> TestResult:
     """Pearson chi-square test of independence on an r x c table of counts (R's ``chisq.test``).
 
@@ -342,6 +347,7 @@ def _fisher_rxc(t: NDArray[np.int64], max_tables: int) -> tuple[float, int]:
     return float(min(1.0, np.exp(logp[keep]).sum())), int(len(logp))
 
 
+@records_call("theraquant.stats.fisher_test")
 def fisher_test(table: ArrayLike, *, max_tables: int = 5_000_000) -> TestResult:
     """Fisher's exact test on a 2x2 or r x c table of counts (R's ``fisher.test``).
 
