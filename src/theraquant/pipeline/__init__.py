@@ -11,6 +11,7 @@ from ._dce import DCE_AIFS, DCE_MODELS, DceRun, run_dce_fit
 from ._demo import DemoRun, run_demo
 from ._discovery import ROLES, TIMEPOINTS, PatientStudy, SeriesInfo, Study, discover_study, parse_segment_label
 from ._patient import Failure, PatientOutcome, process_patient
+from ._cohort import cohort_analysis
 from ._outputs import (MANIFEST, check_out_dir, check_output_file, prepare_out_dir, previous_outputs, read_manifest,
                        write_manifest)
 from ._run import RunSettings
@@ -19,4 +20,5 @@ __all__ = ["DCE_AIFS", "DCE_MODELS", "DceRun", "run_dce_fit", "DemoRun", "run_de
            "StudyConfig", "load_config", "default_yaml", "config_hash",
            "SeriesInfo", "PatientStudy", "Study", "discover_study", "parse_segment_label", "ROLES", "TIMEPOINTS",
            "RunSettings", "MANIFEST", "check_out_dir", "check_output_file", "previous_outputs", "read_manifest",
-           "write_manifest", "Failure", "PatientOutcome", "process_patient"]
+           "write_manifest", "Failure", "PatientOutcome", "process_patient",
+           "cohort_analysis"]
