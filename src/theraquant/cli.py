@@ -525,6 +525,28 @@ def demo(
     out.print(f"done in {time.perf_counter() - t0:.1f} s")
 
 
+# ---------------------------------------------------------------------------- REPORT: study report
+
+
+@app.command("report")
+@handle_errors
+def report_cmd(
+    results: Path = typer.Argument(..., help="RESULTS folder written by 'theraquant run' or 'theraquant demo'."),
+    no_pdf: bool = typer.Option(False, "--no-pdf", help="Write report.html only."),
+) -> None:
+    """Render RESULTS/report.html (self-contained, opens offline) and RESULTS/report.pdf from a study run."""
+    import time
+
+    from .report import render_report
+
+    t0 = time.perf_counter()
+    files = render_report(results, pdf=not no_pdf)
+    out.print(f"report      {files.html}")
+    if files.pdf is not None:
+        out.print(f"pdf         {files.pdf}")
+    out.print(f"done in {time.perf_counter() - t0:.1f} s")
+
+
 def main() -> None:  # console-script entry point
     app()
 

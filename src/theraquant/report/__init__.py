@@ -1,5 +1,11 @@
-"""Plots (and, with the report issue, the clinical HTML/PDF report): read results, never compute them."""
+"""The study report (HTML + PDF) and figures: reads results, never computes them.
+
+:func:`render_report` turns a RESULTS folder (docs/results-layout.md) into ``report.html`` (one
+self-contained file) and ``report.pdf``. Figures are drawn on ``matplotlib.figure.Figure`` with an
+Agg canvas: the report never touches pyplot's global state or the process-wide backend.
+"""
 
 from ._figures import dce_phantom_figure
+from ._render import ReportFiles, render_report
 
-__all__ = ["dce_phantom_figure"]
+__all__ = ["render_report", "ReportFiles", "dce_phantom_figure"]

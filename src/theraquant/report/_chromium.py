@@ -1,0 +1,197 @@
+"""Headless Chromium over the DevTools protocol (``--remote-debugging-pipe``; standard library only).
+
+Used to check the rendered report the way a reader's browser sees it (console errors, decoded
+images, network requests) and to take screenshots for the documentation. Optional: the report
+itself never needs a browser.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import queue
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["find_chromium", "Chromium", "FLAGS"]
+
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio")
+
+
+def find_chromium() -> str | None:
+    """Path of a Chromium/Chrome binary (``$CHROMIUM`` first), or ``None``."""
+    env = os.environ.get("CHROMIUM")
+    if env and Path(env).exists():
+        return env
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+class Chromium:
+    """One headless Chromium with one page, driven through the DevTools pipe (fds 3 and 4).
+
+    Use as a context manager; ``events`` collects every protocol event of the page.
+    """
+
+    def __init__(self, binary: str, *, width: int = 1280, height: int = 900, timeout_s: float = 60.0):
+        self.binary, self.width, self.height, self.timeout_s = binary, width, height, timeout_s
+        self.events: list[dict] = []
+        self._id = 0
+        self._inbox: queue.Queue = queue.Queue()
+
+    # ------------------------------------------------------------------ process and pipe
+    def __enter__(self) -> "Chromium":
+        self._profile = tempfile.mkdtemp(prefix="tq-chromium-")
+        to_child_r, self._to_child = os.pipe()
+        self._from_child, from_child_w = os.pipe()
+
+        def wire() -> None:  # in the child, before exec: the pipe ends become fds 3 and 4
+            a, b = os.dup(to_child_r), os.dup(from_child_w)
+            os.dup2(a, 3)
+            os.dup2(b, 4)
+
+        args = [self.binary, *FLAGS, "--remote-debugging-pipe", f"--user-data-dir={self._profile}",
+                f"--window-size={self.width},{self.height}", "about:blank"]
+        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, close_fds=False, preexec_fn=wire)
+        os.close(to_child_r)
+        os.close(from_child_w)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        target = self.send("Target.createTarget", {"url": "about:blank"}, session=False)["targetId"]
+        self._session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True},
+                                  session=False)["sessionId"]
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            self.send(f"{domain}.enable")
+        self.send("Emulation.setDeviceMetricsOverride", {"width": self.width, "height": self.height,
+                                                          "deviceScaleFactor": 1, "mobile": False})
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self.send("Browser.close", session=False, wait=False)
+        except OSError:
+            pass
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        for fd in (self._to_child, self._from_child):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        shutil.rmtree(self._profile, ignore_errors=True)
+
+    def _read(self) -> None:
+        buf = b""
+        while True:
+            try:
+                chunk = os.read(self._from_child, 1 << 20)
+            except OSError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+            while b"\0" in buf:
+                msg, buf = buf.split(b"\0", 1)
+                self._inbox.put(json.loads(msg))
+        self._inbox.put(None)
+
+    def send(self, method: str, params: dict | None = None, *, session: bool = True, wait: bool = True) -> dict:
+        """Send one command; return its result (raises RuntimeError on a protocol error)."""
+        self._id += 1
+        msg: dict[str, Any] = {"id": self._id, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = self._session
+        os.write(self._to_child, json.dumps(msg).encode() + b"\0")
+        if not wait:
+            return {}
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            m = self._next(deadline)
+            if m.get("id") == self._id:
+                if "error" in m:
+                    raise RuntimeError(f"{method}: {m['error']}")
+                return m.get("result", {})
+
+    def _next(self, deadline: float) -> dict:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("Chromium did not answer in time")
+        try:
+            m = self._inbox.get(timeout=left)
+        except queue.Empty:
+            raise TimeoutError("Chromium did not answer in time") from None
+        if m is None:
+            raise RuntimeError("Chromium closed the DevTools pipe")
+        if "method" in m:
+            self.events.append(m)
+        return m
+
+    def wait_event(self, method: str) -> dict:
+        for e in self.events:
+            if e["method"] == method:
+                return e
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            m = self._next(deadline)
+            if m.get("method") == method:
+                return m
+
+    # ------------------------------------------------------------------ page helpers
+    def open(self, path: str | Path) -> None:
+        """Navigate to a local file and wait for its load event."""
+        self.events.clear()
+        self.send("Page.navigate", {"url": Path(path).resolve().as_uri()})
+        self.wait_event("Page.loadEventFired")
+
+    def evaluate(self, expression: str) -> Any:
+        """Value of a JavaScript expression (promises awaited)."""
+        r = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True})
+        if "exceptionDetails" in r:
+            raise RuntimeError(f"JavaScript error: {r['exceptionDetails']}")
+        return r["result"].get("value")
+
+    def errors(self) -> list[str]:
+        """Console errors, uncaught exceptions and log errors seen since the last :meth:`open`."""
+        out = []
+        for e in self.events:
+            p = e.get("params", {})
+            if e["method"] == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
+                out.append("console: " + " ".join(str(a.get("value", a.get("description", ""))) for a in p.get("args", [])))
+            elif e["method"] == "Runtime.exceptionThrown":
+                out.append("exception: " + json.dumps(p.get("exceptionDetails", {}))[:500])
+            elif e["method"] == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
+                out.append("log: " + p["entry"].get("text", ""))
+        return out
+
+    def requests(self) -> list[str]:
+        """URLs (first 120 characters) of every request the page made since the last :meth:`open`."""
+        return [e["params"]["request"]["url"][:120] for e in self.events
+                if e["method"] == "Network.requestWillBeSent"]
+
+    def screenshot(self, path: str | Path, *, clip: dict | None = None, full_page: bool = False) -> Path:
+        """PNG of the viewport, of ``clip`` (CSS px: x, y, width, height) or of the whole page."""
+        params: dict[str, Any] = {"format": "png", "captureBeyondViewport": True}
+        if full_page:
+            size = self.send("Page.getLayoutMetrics")["cssContentSize"]
+            clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"]}
+        if clip is not None:
+            params["clip"] = {**clip, "scale": 1}
+        data = self.send("Page.captureScreenshot", params)["data"]
+        path = Path(path)
+        path.write_bytes(base64.b64decode(data))
+        return path

@@ -1,0 +1,134 @@
+"""The same report as a PDF (fpdf2, pure Python; DejaVu fonts shipped with matplotlib, so any Unicode shows)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._doc import Figure, Heading, Items, Paragraph, Section, Table
+
+__all__ = ["to_pdf"]
+
+PX_TO_MM = 25.4 / 96.0  # figures are drawn at 96 dpi: shown at their natural size
+
+
+def _font_dir() -> Path:
+    import matplotlib
+
+    return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+
+
+def to_pdf(sections: Sequence[Section], *, title: str, subtitle: str) -> bytes:
+    """The whole report as PDF bytes (A4 landscape)."""
+    from fpdf import FPDF
+    from fpdf.enums import XPos, YPos
+    from fpdf.fonts import FontFace
+
+    pdf = FPDF(orientation="L", unit="mm", format="A4")
+    pdf.set_auto_page_break(auto=True, margin=12)
+    pdf.set_margins(12, 12, 12)
+    fonts = _font_dir()
+    pdf.add_font("DejaVu", "", fonts / "DejaVuSans.ttf")
+    pdf.add_font("DejaVu", "B", fonts / "DejaVuSans-Bold.ttf")
+    pdf.set_title(title)
+    pdf.set_creator("theraquant report")
+    pdf.set_author("theraquant")
+    # fpdf2 records its own creation date in the file; the report's time is in its text
+
+    def footer() -> None:
+        pdf.set_y(-9)
+        pdf.set_font("DejaVu", "", 7)
+        pdf.set_text_color(110)
+        pdf.cell(0, 4, f"{title} · page {pdf.page_no()}", align="C")
+        pdf.set_text_color(0)
+
+    pdf.footer = footer  # type: ignore[method-assign]
+    pdf.add_page()
+    pdf.set_font("DejaVu", "B", 17)
+    pdf.multi_cell(0, 8, title, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_font("DejaVu", "", 9)
+    pdf.set_text_color(85)
+    pdf.multi_cell(0, 5, subtitle, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_text_color(0)
+
+    def para(text: str, *, size: float = 9.5, colour: int | tuple = 0, h: float = 4.8) -> None:
+        pdf.set_font("DejaVu", "", size)
+        if isinstance(colour, tuple):
+            pdf.set_text_color(*colour)
+        else:
+            pdf.set_text_color(colour)
+        pdf.multi_cell(0, h, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT, align="L")
+        pdf.set_text_color(0)
+
+    for k, sec in enumerate(sections):
+        if k > 0:
+            pdf.add_page()
+        pdf.start_section(sec.title, level=0)
+        pdf.set_font("DejaVu", "B", 14)
+        pdf.set_draw_color(49, 104, 142)
+        pdf.cell(0, 8, sec.title, border="B", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.ln(2)
+        for b in sec.blocks:
+            if isinstance(b, Heading):
+                if pdf.will_page_break(30):
+                    pdf.add_page()
+                pdf.ln(2)
+                if b.level <= 3:
+                    pdf.start_section(b.text, level=1)
+                pdf.set_font("DejaVu", "B", 11.5 if b.level <= 3 else 10)
+                pdf.multi_cell(0, 6, b.text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            elif isinstance(b, Paragraph):
+                colour = (138, 59, 0) if b.kind == "warn" else (85 if b.kind == "note" else 0)
+                para(b.text, colour=colour)
+                pdf.ln(1)
+            elif isinstance(b, Items):
+                colour = (138, 59, 0) if b.kind == "warn" else 0
+                for item in b.items:
+                    para(f"•  {item}", colour=colour, size=9)
+                pdf.ln(1)
+            elif isinstance(b, Table):
+                _table(pdf, b, FontFace)
+            elif isinstance(b, Figure):
+                w = b.width_px * PX_TO_MM
+                h = b.height_px * PX_TO_MM
+                scale = min(1.0, pdf.epw / w, (pdf.eph - 14) / h)
+                w, h = w * scale, h * scale
+                if pdf.will_page_break(h + 10):
+                    pdf.add_page()
+                pdf.image(io.BytesIO(b.png), x=pdf.l_margin, w=w, h=h, alt_text=b.alt)
+                pdf.ln(1)
+                para(b.caption, size=8, colour=85, h=4)
+                pdf.ln(2)
+    return bytes(pdf.output())
+
+
+def _table(pdf, t: Table, FontFace) -> None:
+    ncol = len(t.columns)
+    size = 8 if ncol <= 8 else (7 if ncol <= 14 else 6)
+    texts = [[t.text(i, j) for j in range(ncol)] for i in range(len(t.cells))]
+    # column widths from the longest word / text (capped), so that numbers do not wrap
+    widths = []
+    for j, c in enumerate(t.columns):
+        longest = max([len(w) for w in str(c).split()] + [min(len(r[j]), 40) for r in texts] + [3])
+        widths.append(min(max(longest, 4), 60))
+    if t.caption:
+        pdf.set_font("DejaVu", "", 8)
+        pdf.set_text_color(85)
+        pdf.multi_cell(0, 4, t.caption, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_text_color(0)
+    pdf.set_font("DejaVu", "", size)
+    total = sum(widths)
+    width = min(pdf.epw, total * size * 0.22)
+    heading = FontFace(emphasis="BOLD", fill_color=(236, 236, 240))
+    with pdf.table(col_widths=tuple(widths), width=width, align="LEFT", line_height=size * 0.5,
+                   headings_style=heading, text_align="LEFT", first_row_as_headings=True,
+                   padding=0.6) as table:
+        row = table.row()
+        for c in t.columns:
+            row.cell(str(c))
+        for r in texts:
+            row = table.row()
+            for cell in r:
+                row.cell(cell)
+    pdf.ln(3)

@@ -1,0 +1,325 @@
+"""The report's figures: matplotlib ``Figure`` + Agg canvas (never pyplot, never ``matplotlib.use``).
+
+Every function takes values already in the RESULTS folder and only draws them: nothing here fits,
+convolves or simulates. Colour maps are perceptually uniform and readable in grey scale
+(viridis / cividis / magma); series are told apart by line style and marker as well as colour.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._doc import Figure as DocFigure
+from ._doc import fmt, fmt_ci
+
+__all__ = ["DPI", "render", "new_figure", "MapPanel"]
+
+DPI = 96  # PNG resolution: text at 8-9 pt stays legible at 100 % zoom, files stay small
+LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 2)))
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def new_figure(width_in: float, height_in: float, *, layout: str | None = "constrained"):
+    """A matplotlib Figure with its own Agg canvas (no pyplot, no global state).
+
+    ``layout=None`` for the many-panel figures laid out by hand (constrained layout costs ~40 %
+    of their drawing time).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width_in, height_in), dpi=DPI, layout=layout)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def render(fig, caption: str, alt: str) -> DocFigure:
+    """PNG bytes of ``fig`` (Agg, ``DPI``) wrapped as a report figure."""
+    buf = io.BytesIO()
+    fig.canvas.print_png(buf)
+    w, h = fig.canvas.get_width_height()
+    fig.clear()
+    return DocFigure(png=buf.getvalue(), caption=caption, alt=alt, width_px=int(w), height_px=int(h))
+
+
+def _colours(n: int, cmap: str = "viridis") -> list:
+    from matplotlib import colormaps
+
+    cm = colormaps[cmap]
+    if n <= 1:
+        return [cm(0.3)]
+    return [cm(0.9 * i / (n - 1)) for i in range(n)]
+
+
+# --------------------------------------------------------------------------------------------- cohort
+def roc_figure(roc: Mapping[str, Mapping[str, Any]], *, clustered: bool, labels: Mapping[str, str]):
+    fig = new_figure(5.6, 4.6)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls=":", label="chance")
+    cols = _colours(len(roc))
+    for k, (marker, r) in enumerate(roc.items()):
+        fpr, tpr = r.get("fpr"), r.get("tpr")
+        if fpr is None or tpr is None:
+            continue
+        ci = r.get("ci") or [None, None]
+        how = r.get("variance") or ""
+        extra = ", ".join(x for x in ("clustered" if clustered else "", how) if x)
+        lab = f"{labels.get(marker, marker)}: AUC {fmt(r.get('auc'))} (95 % CI {fmt_ci(*ci)}{', ' + extra if extra else ''})"
+        ax.step(fpr, tpr, where="post", color=cols[k], ls=LINESTYLES[k % len(LINESTYLES)], lw=1.8, label=lab)
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.set_aspect("equal")
+    ax.set_xlabel("1 − specificity (false-positive fraction, 1)")
+    ax.set_ylabel("sensitivity (true-positive fraction, 1)")
+    ax.legend(loc="lower right", fontsize=7.5, frameon=True)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def waterfall_figure(change_pct: np.ndarray, categories: Sequence[str], *, measure: str, order: Sequence[str]):
+    fig = new_figure(7.5, 3.6)
+    ax = fig.add_subplot()
+    idx = np.argsort(-np.nan_to_num(change_pct, nan=-np.inf))
+    vals = change_pct[idx]
+    cats = [categories[i] for i in idx]
+    cols = dict(zip(order, _colours(len(order), "cividis")))
+    hatches = dict(zip(order, ("", "//", "..", "xx", "\\\\", "++", "--")))
+    x = np.arange(len(vals))
+    for cat in order:
+        sel = np.array([c == cat for c in cats])
+        if sel.any():
+            ax.bar(x[sel], vals[sel], color=cols[cat], hatch=hatches[cat], edgecolor="0.2", lw=0.4, label=cat)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xlabel("lesion (sorted by change)")
+    ax.set_ylabel(f"change in {measure} (%)")
+    ax.set_xticks([])
+    ax.legend(fontsize=8, ncols=min(len(order), 5), loc="upper right")
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def dose_response_figure(dose: np.ndarray, responder: np.ndarray, curve: Mapping[str, Sequence[float]],
+                         d50: float | None, ci: Sequence[float] | None, *, dose_label: str):
+    fig = new_figure(5.6, 3.8)
+    ax = fig.add_subplot()
+    ok = np.isfinite(dose) & np.isfinite(responder)
+    rng = np.random.default_rng(0)  # vertical jitter of the points only, for visibility
+    ax.plot(dose[ok], responder[ok] + rng.uniform(-0.03, 0.03, ok.sum()), "o", ms=4, mfc="none",
+            color="0.25", label="lesions (0 = non-responder, 1 = responder)")
+    d, p = np.asarray(curve.get("dose_gy", []), float), np.asarray(curve.get("p", []), float)
+    if d.size:
+        ax.plot(d, p, "-", color=_colours(1)[0], lw=2, label="fitted probability of response")
+    if d50 is not None and np.isfinite(d50):
+        lab = f"D50 = {fmt(d50)} Gy (95 % CI {fmt_ci(*(ci or [None, None]))} Gy)"
+        ax.axvline(d50, color="k", ls="--", lw=1, label=lab)
+        if ci is not None and all(c is not None and np.isfinite(c) for c in ci):
+            ax.axvspan(ci[0], ci[1], color="0.5", alpha=0.2, lw=0)
+    ax.set_xlabel(dose_label)
+    ax.set_ylabel("probability of response (1)")
+    ax.set_ylim(-0.08, 1.08)
+    ax.legend(fontsize=7.5, loc="center right")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def marker_box_figure(values: Mapping[str, np.ndarray], categories: np.ndarray, order: Sequence[str],
+                      labels: Mapping[str, str]):
+    n = len(values)
+    ncol = min(n, 3)
+    nrow = int(np.ceil(n / ncol))
+    fig = new_figure(3.0 * ncol + 0.4, 2.7 * nrow)
+    rng = np.random.default_rng(1)  # horizontal jitter of the points only
+    for k, (marker, v) in enumerate(values.items()):
+        ax = fig.add_subplot(nrow, ncol, k + 1)
+        groups = [v[(categories == c) & np.isfinite(v)] for c in order]
+        ax.boxplot([g if g.size else np.array([np.nan]) for g in groups], widths=0.55, showfliers=False,
+                   medianprops={"color": "k"}, boxprops={"color": "0.3"})
+        ax.set_xticks(np.arange(1, len(order) + 1), [f"{c}\n(n={g.size})" for c, g in zip(order, groups)])
+        for i, g in enumerate(groups):
+            ax.plot(i + 1 + rng.uniform(-0.15, 0.15, g.size), g, "o", ms=3.5, alpha=0.8,
+                    color=_colours(len(order), "viridis")[i], mec="0.1", mew=0.3)
+        ax.set_ylabel(labels.get(marker, marker), fontsize=8.5)
+        ax.set_xlabel("response category")
+        ax.tick_params(labelsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def calibration_figure(mean_predicted: Sequence[float], observed: Sequence[float], n: Sequence[float] | None):
+    fig = new_figure(4.4, 4.0)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="0.6", ls=":", label="perfect calibration")
+    mp, ob = np.asarray(mean_predicted, float), np.asarray(observed, float)
+    sizes = 20 + 6 * np.asarray(n, float) if n is not None and len(n) == len(mp) else 30
+    ax.scatter(mp, ob, s=sizes, color=_colours(1)[0], edgecolor="k", zorder=3, label="bins (area ~ lesions)")
+    ax.plot(mp, ob, "-", color=_colours(1)[0], lw=1)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    ax.set_xlabel("mean predicted probability (1)")
+    ax.set_ylabel("observed response fraction (1)")
+    ax.legend(fontsize=7.5, loc="upper left")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------- patients
+@dataclass
+class MapPanel:
+    """One map slice to draw (already sliced and, for the background, already on the map's grid)."""
+
+    title: str
+    unit: str
+    values: np.ndarray  # 2-D (y, x)
+    extent: tuple[float, float, float, float]  # mm: left, right, bottom, top
+    background: np.ndarray | None = None
+    outlines: list[tuple[np.ndarray, str]] = field(default_factory=list)  # (bool mask 2-D, label)
+    liver: np.ndarray | None = None
+    cmap: str = "viridis"
+    vmin: float | None = None
+    vmax: float | None = None
+    note: str = ""
+
+
+def maps_figure(panels: Sequence[MapPanel]):
+    n = len(panels)
+    ncol = min(n, 4)
+    nrow = int(np.ceil(n / ncol))
+    from matplotlib.ticker import MaxNLocator
+
+    width, height = 3.1 * ncol, 2.9 * nrow
+    fig = new_figure(width, height, layout=None)
+    gs = fig.add_gridspec(nrow, ncol, left=0.5 / width, right=1 - 0.1 / width, bottom=0.45 / height,
+                          top=1 - 0.42 / height, wspace=0.62, hspace=0.5)
+    for k, p in enumerate(panels):
+        ax = fig.add_subplot(gs[k // ncol, k % ncol])
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.yaxis.set_major_locator(MaxNLocator(4))
+        if p.background is not None:
+            bg = p.background
+            lo, hi = np.nanpercentile(bg, [1, 99]) if np.isfinite(bg).any() else (0, 1)
+            ax.imshow(bg, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1, extent=p.extent,
+                      interpolation="nearest")
+        vals = np.where(np.isfinite(p.values), p.values, np.nan)
+        shown = np.ma.masked_invalid(vals)
+        if p.background is not None:
+            shown = np.ma.masked_where(~np.isfinite(vals) | (vals == 0), vals)
+        finite = vals[np.isfinite(vals)]
+        vmin = p.vmin if p.vmin is not None else (float(np.percentile(finite, 1)) if finite.size else 0.0)
+        vmax = p.vmax if p.vmax is not None else (float(np.percentile(finite, 99)) if finite.size else 1.0)
+        if not vmax > vmin:
+            vmax = vmin + (abs(vmin) or 1.0)
+        im = ax.imshow(shown, cmap=p.cmap, vmin=vmin, vmax=vmax, extent=p.extent, interpolation="nearest",
+                       alpha=0.8 if p.background is not None else 1.0)
+        if p.liver is not None and p.liver.any():
+            ax.contour(p.liver.astype(float), levels=[0.5], colors="w", linewidths=0.7, linestyles="--",
+                       extent=_contour_extent(p.extent))
+        for mask, label in p.outlines:
+            if mask.any():
+                ax.contour(mask.astype(float), levels=[0.5], colors="w", linewidths=1.3,
+                           extent=_contour_extent(p.extent))
+                ys, xs = np.nonzero(mask)
+                x0, x1, y0, y1 = p.extent[0], p.extent[1], p.extent[3], p.extent[2]
+                cx = x0 + (xs.max() + 1.0) / mask.shape[1] * (x1 - x0)
+                cy = y0 + ys.min() / mask.shape[0] * (y1 - y0)
+                ax.text(cx, cy, label, color="w", fontsize=7.5, fontweight="bold",
+                        bbox={"facecolor": "k", "alpha": 0.55, "pad": 1, "lw": 0})
+        cb = fig.colorbar(im, ax=ax, shrink=0.9, pad=0.03, fraction=0.06)
+        cb.set_label(p.unit, fontsize=8)
+        cb.ax.tick_params(labelsize=7)
+        ax.set_title(p.title + (f"\n{p.note}" if p.note else ""), fontsize=9)
+        ax.set_xlabel("x (mm)", fontsize=7.5)
+        ax.set_ylabel("y (mm)", fontsize=7.5)
+        ax.tick_params(labelsize=6.5)
+    return fig
+
+
+def _contour_extent(extent):
+    """Contour extent for a pixel grid whose imshow extent is ``extent`` (top-down rows)."""
+    return (extent[0], extent[1], extent[3], extent[2])
+
+
+def curves_figure(groups: Sequence[tuple[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]]],
+                  aifs: Mapping[str, tuple[np.ndarray, np.ndarray]], portals: Mapping[str, tuple[np.ndarray, np.ndarray]]):
+    """``groups``: (lesion, [(session, t_data, c_data, t_fit, c_fit), ...]); input functions per session."""
+    n = len(groups)
+    ncol = min(max(n, 1), 4)
+    nrow = max(1, int(np.ceil(n / ncol)))
+    fig = new_figure(3.2 * ncol + 0.3, 2.6 * nrow)
+    session_style = {"baseline": ("o", "-", 0), "followup": ("s", "--", 1)}
+    cols = _colours(2)
+    for k, (lesion, series) in enumerate(groups):
+        ax = fig.add_subplot(nrow, ncol, k + 1)
+        ax2 = ax.twinx()
+        for session, td, cd, tf, cf in series:
+            mk, ls, ci = session_style.get(session, ("^", ":", 1))
+            if td.size:
+                ax.plot(td / 60, cd, mk, ms=2.5, mfc="none", color=cols[ci], label=f"{session} data")
+            if tf.size:
+                ax.plot(tf / 60, cf, ls, lw=1.5, color=cols[ci], label=f"{session} fit")
+            for name, inputs, style in (("AIF", aifs, (0, (4, 2))), ("portal", portals, (0, (1, 1.5)))):
+                if session in inputs:
+                    ta, ca = inputs[session]
+                    ax2.plot(ta / 60, ca, ls=style, lw=0.9, color="0.45",
+                             label=f"{name} ({session})" if len(series) > 1 else name)
+        ax.set_title(f"lesion {lesion}", fontsize=9)
+        ax.set_xlabel("time (min)", fontsize=8)
+        ax.set_ylabel("tissue concentration (mM)", fontsize=8)
+        ax2.set_ylabel("plasma input (mM)", fontsize=8, color="0.35")
+        ax.tick_params(labelsize=7)
+        ax2.tick_params(labelsize=7, colors="0.35")
+        h1, l1 = ax.get_legend_handles_labels()
+        h2, l2 = ax2.get_legend_handles_labels()
+        ax.legend(h1 + h2, l1 + l2, fontsize=6, loc="lower right")
+    return fig
+
+
+def dvh_figure(lines: Sequence[tuple[str, np.ndarray, np.ndarray]]):
+    fig = new_figure(4.8, 3.3)
+    ax = fig.add_subplot()
+    cols = _colours(max(len(lines), 1), "magma")
+    for k, (label, dose, vol) in enumerate(lines):
+        is_liver = label == "normal liver"
+        ax.plot(dose, vol, ls="--" if is_liver else LINESTYLES[k % len(LINESTYLES)],
+                color="0.35" if is_liver else cols[k], lw=1.6, label=label)
+    ax.set_xlabel("absorbed dose (Gy)")
+    ax.set_ylabel("volume receiving ≥ dose (%)")
+    ax.set_ylim(0, 102)
+    ax.set_xlim(left=0)
+    ax.legend(fontsize=7.5)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------- validation
+def validation_figure(panels: Sequence[tuple[str, str, np.ndarray, np.ndarray, Mapping[str, Any] | None]]):
+    """``panels``: (biomarker, unit, true, recovered, validation-entry)."""
+    n = len(panels)
+    ncol = min(n, 4)
+    nrow = int(np.ceil(n / ncol))
+    fig = new_figure(2.9 * ncol + 0.2, 2.8 * nrow)
+    col = _colours(1)[0]
+    for k, (name, unit, true, rec, v) in enumerate(panels):
+        ax = fig.add_subplot(nrow, ncol, k + 1)
+        ok = np.isfinite(true) & np.isfinite(rec)
+        ax.plot(true[ok], rec[ok], "o", ms=3.5, color=col, mec="k", mew=0.3)
+        if ok.any():
+            lo = float(min(true[ok].min(), rec[ok].min()))
+            hi = float(max(true[ok].max(), rec[ok].max()))
+            pad = 0.05 * (hi - lo or 1.0)
+            ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=0.8, label="identity")
+        u = f" ({unit})" if unit else ""
+        title = name
+        if v:
+            title += f"\nbias {fmt(v.get('bias'))}{' ' + unit if unit else ''}, LoA {fmt_ci(v.get('loa_low'), v.get('loa_high'))}"
+        ax.set_title(title, fontsize=8)
+        ax.set_xlabel(f"true{u}", fontsize=7.5)
+        ax.set_ylabel(f"recovered{u}", fontsize=7.5)
+        ax.tick_params(labelsize=6.5)
+        ax.grid(alpha=0.3)
+    return fig
