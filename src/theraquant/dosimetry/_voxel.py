@@ -349,7 +349,7 @@ def absorbed_dose(tia_bq_s: ArrayLike, spacing_mm: tuple[float, float, float], *
         raise TheraquantError(f"precision must be 'double' or 'single', got {precision!r}")
     tia = _check_map(tia_bq_s, "tia_bq_s")
     check_tia_total(tia, argument="tia_bq_s")  # an activity (Bq) passed as TIA (Bq s)?
-    check_quantity("voxel_size_mm", spacing_mm, argument="spacing_mm")  # spacing in m or cm?
+    check_quantity("voxel_size_mm", check_spacing(spacing_mm), argument="spacing_mm")  # spacing in m or cm?
     sp = check_spacing(spacing_mm, vsv=(method == "vsv"))
     rho = _check_density(density, tia.shape)
     if rho is not None:
