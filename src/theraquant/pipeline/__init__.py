@@ -14,11 +14,14 @@ from ._patient import Failure, PatientOutcome, process_patient
 from ._cohort import cohort_analysis
 from ._outputs import (MANIFEST, check_out_dir, check_output_file, prepare_out_dir, previous_outputs, read_manifest,
                        write_manifest)
-from ._run import RunSettings
+from ._run import RunSettings, StudyRun, run_study
+from ._discovery import Problem
+from ._export import export_dicom  # DICOM results (issue #12)
 
 __all__ = ["DCE_AIFS", "DCE_MODELS", "DceRun", "run_dce_fit", "DemoRun", "run_demo", "prepare_out_dir",
            "StudyConfig", "load_config", "default_yaml", "config_hash",
            "SeriesInfo", "PatientStudy", "Study", "discover_study", "parse_segment_label", "ROLES", "TIMEPOINTS",
-           "RunSettings", "MANIFEST", "check_out_dir", "check_output_file", "previous_outputs", "read_manifest",
+           "RunSettings", "StudyRun", "run_study", "Problem", "MANIFEST", "check_out_dir", "check_output_file", "previous_outputs", "read_manifest",
            "write_manifest", "Failure", "PatientOutcome", "process_patient",
            "cohort_analysis"]
+__all__ += ["export_dicom"]  # DICOM results (issue #12)

@@ -31,7 +31,7 @@ from typing import Any, Callable, Mapping, Optional
 from ._config import StudyConfig
 
 __all__ = ["SeriesInfo", "PatientStudy", "Study", "parse_segment_label", "discover_study", "pseudonym_for",
-           "ROLES", "TIMEPOINTS"]
+           "Problem", "ROLES", "TIMEPOINTS"]
 
 #: Series roles assigned from the headers.
 ROLES = ("dce", "vfa", "fmiso", "fdg", "y90", "lu177", "seg", "rtstruct", "mr", "ct", "other")
@@ -39,6 +39,45 @@ ROLES = ("dce", "vfa", "fmiso", "fdg", "y90", "lu177", "seg", "rtstruct", "mr", 
 TIMEPOINTS = ("dce_baseline", "dce_followup", "vfa_baseline", "vfa_followup", "fmiso_baseline", "fdg_baseline",
               "fdg_followup", "y90_post")
 
+
+
+class Problem(str):
+    """One problem line (a ``str``: ``"P001: dce/IM0001: what is wrong"``) with its parts as attributes.
+
+    Attributes
+    ----------
+    patient : str
+        Pseudonym of the patient ("" for study-level problems).
+    file : str
+        File or folder relative to the study folder ("" when none).
+    kind : str
+        ``"file"`` (unreadable / not DICOM), ``"dates"`` (contradicting dates), ``"reference"``
+        (a SEG/RTSTRUCT that references nothing present, a series without masks), ``"missing"``
+        (an expected series absent), ``"ambiguous"`` (several candidates, one chosen), ``"config"``.
+    message : str
+        The problem itself.
+
+    Examples
+    --------
+    >>> p = Problem("P001", "seg/a.dcm", "reference", "SEG references series 1.2.3, none of which is in the study")
+    >>> str(p)
+    'P001: seg/a.dcm: SEG references series 1.2.3, none of which is in the study'
+    >>> p.kind, p.file
+    ('reference', 'seg/a.dcm')
+    """
+
+    patient: str
+    file: str
+    kind: str
+    message: str
+
+    def __new__(cls, patient: str, file: str, kind: str, message: str) -> "Problem":
+        obj = super().__new__(cls, ": ".join(x for x in (patient, file, message) if x))
+        obj.patient, obj.file, obj.kind, obj.message = patient, file, kind, message
+        return obj
+
+    def __getnewargs__(self) -> tuple[str, str, str, str]:  # type: ignore[override]
+        return self.patient, self.file, self.kind, self.message
 
 
 @dataclass(frozen=True)
@@ -618,8 +657,8 @@ def _timepoints(pseudonym: str, series: list[SeriesInfo], vfa: list[SeriesInfo],
             cands = sessions[chosen]
             tps[f"{role}_{tp}"] = pick = _pick(cands, role)
             if len(cands) > 1:
-                problems.append(f"{pseudonym}: {_rel(pick.files[0].parent, root)}: {len(cands)} {role} series in "
-                                f"one session; using '{pick.description}' ({len(pick.files)} files)")
+                problems.append(Problem(pseudonym, _rel(pick.files[0].parent, root), "ambiguous", f"{len(cands)} {role} series in "
+                                f"one session; using '{pick.description}' ({len(pick.files)} files)"))
     return tps
 
 
@@ -629,14 +668,14 @@ def _date_problems(pseudonym: str, series: list[SeriesInfo], headers: dict[str, 
     for s in series:
         hs = headers.get(s.series_uid, [])
         if s.study_date is not None and s.acquired is not None and abs((s.acquired.date() - s.study_date).days) > 1:
-            problems.append(f"{pseudonym}: {_rel(s.files[0], root)}: contradicting dates: StudyDate "
+            problems.append(Problem(pseudonym, _rel(s.files[0], root), "dates", f"contradicting dates: StudyDate "
                             f"{s.study_date.isoformat()} but acquired {s.acquired.date().isoformat()} "
-                            f"({s.role} series '{s.description}')")
+                            f"({s.role} series '{s.description}')"))
         inj = next((h.injection for h in hs if h.injection is not None), None)
         if inj is not None and s.acquired is not None and inj > s.acquired + _dt.timedelta(minutes=1):
-            problems.append(f"{pseudonym}: {_rel(s.files[0], root)}: contradicting dates: "
+            problems.append(Problem(pseudonym, _rel(s.files[0], root), "dates", f"contradicting dates: "
                             f"RadiopharmaceuticalStartDateTime {inj.isoformat()} is after the acquisition "
-                            f"{s.acquired.isoformat()} ({s.role} series '{s.description}')")
+                            f"{s.acquired.isoformat()} ({s.role} series '{s.description}')"))
 
 
 _EXPECTED = {
@@ -656,11 +695,11 @@ def _build_patient(pid: str, pseudonym: str, groups: dict[str, list[_Header]], c
         if s.role not in ("seg", "rtstruct"):
             continue
         if s.referenced_series_uids and not (set(s.referenced_series_uids) & present):
-            problems.append(f"{pseudonym}: {_rel(s.files[0], root)}: {s.modality} references series "
+            problems.append(Problem(pseudonym, _rel(s.files[0], root), "reference", f"{s.modality} references series "
                             f"{', '.join(s.referenced_series_uids)}, none of which is in the study; its masks "
-                            f"are used only through the shared frame of reference")
+                            f"are used only through the shared frame of reference"))
         if not s.segment_labels:
-            problems.append(f"{pseudonym}: {_rel(s.files[0], root)}: {s.modality} has no segment labels")
+            problems.append(Problem(pseudonym, _rel(s.files[0], root), "reference", f"{s.modality} has no segment labels"))
     _date_problems(pseudonym, series, groups, root, problems)
     # therapy date
     therapy, source = config.therapy_date_for(pid)
@@ -669,8 +708,8 @@ def _build_patient(pid: str, pseudonym: str, groups: dict[str, list[_Header]], c
     if therapy is None and radio:
         therapy, source = radio[0].date, "first y90/lu177"
     if therapy is None:
-        problems.append(f"{pseudonym}: no therapy date (no 90Y/177Lu series and none in study.yaml): every "
-                        f"session taken as baseline; set therapy.date or patients.<PatientID>.therapy_date")
+        problems.append(Problem(pseudonym, "", "missing", f"no therapy date (no 90Y/177Lu series and none in study.yaml): every "
+                        f"session taken as baseline; set therapy.date or patients.<PatientID>.therapy_date"))
     tps = _timepoints(pseudonym, series, vfa, therapy, root, problems)
     # 90Y post-therapy scan: the first within 7 days after (same day included)
     y90 = [s for s in radio if s.role == "y90"]
@@ -680,31 +719,31 @@ def _build_patient(pid: str, pseudonym: str, groups: dict[str, list[_Header]], c
             tps["y90_post"] = post[0]
         for s in y90:
             if s.date < therapy:
-                problems.append(f"{pseudonym}: {_rel(s.files[0], root)}: contradicting dates: the 90Y series of "
+                problems.append(Problem(pseudonym, _rel(s.files[0], root), "dates", f"contradicting dates: the 90Y series of "
                                 f"{s.date.isoformat()} is before the therapy date {therapy.isoformat()} "
-                                f"({source})")
+                                f"({source})"))
             elif s not in post:
-                problems.append(f"{pseudonym}: {_rel(s.files[0], root)}: the 90Y series of {s.date.isoformat()} is "
-                                f"more than 7 days after the therapy date {therapy.isoformat()} ({source}); not used")
+                problems.append(Problem(pseudonym, _rel(s.files[0], root), "dates", f"the 90Y series of {s.date.isoformat()} is "
+                                f"more than 7 days after the therapy date {therapy.isoformat()} ({source}); not used"))
     lu = tuple(s for s in radio if s.role == "lu177" and (therapy is None or s.date >= therapy))
     for s in radio:
         if s.role == "lu177" and therapy is not None and s.date < therapy:
-            problems.append(f"{pseudonym}: {_rel(s.files[0], root)}: contradicting dates: the 177Lu series of "
-                            f"{s.date.isoformat()} is before the therapy date {therapy.isoformat()} ({source})")
+            problems.append(Problem(pseudonym, _rel(s.files[0], root), "dates", f"contradicting dates: the 177Lu series of "
+                            f"{s.date.isoformat()} is before the therapy date {therapy.isoformat()} ({source})"))
     ttype = config.therapy.type or ("tare" if y90 else "prrt" if lu else None)
     # missing pieces
     for key, what in _EXPECTED.get(ttype or "", ()):
         if key not in tps:
-            problems.append(f"{pseudonym}: missing {what} ({key}): what depends on it is not computed")
+            problems.append(Problem(pseudonym, "", "missing", f"missing {what} ({key}): what depends on it is not computed"))
     if ttype == "prrt" and not lu:
-        problems.append(f"{pseudonym}: missing post-therapy 177Lu SPECT/PET: no dose")
+        problems.append(Problem(pseudonym, "", "missing", "missing post-therapy 177Lu SPECT/PET: no dose"))
     if not any(s.role in ("seg", "rtstruct") for s in series):
-        problems.append(f"{pseudonym}: no SEG or RTSTRUCT: no lesions, liver or reference regions")
+        problems.append(Problem(pseudonym, "", "missing", "no SEG or RTSTRUCT: no lesions, liver or reference regions"))
     else:
         for key, s in sorted(tps.items()):
             if not PatientStudy(pid, pseudonym, tuple(series), None, "", {}, (), ()).masks_for(s.series_uid):
-                problems.append(f"{pseudonym}: {_rel(s.files[0].parent, root)}: no SEG/RTSTRUCT references the "
-                                f"{key} series '{s.description}' or shares its frame of reference")
+                problems.append(Problem(pseudonym, _rel(s.files[0].parent, root), "reference", f"no SEG/RTSTRUCT references the "
+                                f"{key} series '{s.description}' or shares its frame of reference"))
     identifiers: dict[str, str] = {}
     for hs in groups.values():
         for h in hs:
@@ -773,24 +812,24 @@ def discover_study(study_dir: str | Path, *, config: StudyConfig | None = None,
     for i, f in enumerate(files):
         h = _read_header(f)
         if isinstance(h, str):
-            problems.append(f"{_rel(f, root)}: {h}")
+            problems.append(Problem("", _rel(f, root), "file", h))
         elif h.modality not in ("MR", "CT", "PT", "NM", "SEG", "RTSTRUCT") and not h.patient_id:
-            problems.append(f"{_rel(f, root)}: DICOM {h.modality or 'object'} without PatientID; skipped")
+            problems.append(Problem("", _rel(f, root), "file", f"DICOM {h.modality or 'object'} without PatientID; skipped"))
         elif not h.patient_id:
-            problems.append(f"{_rel(f, root)}: no PatientID (0010,0020); skipped")
+            problems.append(Problem("", _rel(f, root), "file", "no PatientID (0010,0020); skipped"))
         else:
             n_dicom += 1
             by_patient.setdefault(h.patient_id, {}).setdefault(h.series_uid, []).append(h)
         if progress is not None:
             progress(i + 1, len(files))
     if not files:
-        problems.append(f"{root}: no files in the study folder")
+        problems.append(Problem("", "", "file", f"{root}: no files in the study folder"))
     patients = []
     for i, pid in enumerate(sorted(by_patient)):
         patients.append(_build_patient(pid, pseudonym_for(i), by_patient[pid], config, root))
     unknown = sorted(set(config.patients) - set(by_patient))
     for pid in unknown:
-        problems.append(f"study.yaml: patients.{pid}: no such PatientID in the study; the override is unused")
+        problems.append(Problem("", "study.yaml", "config", f"patients.{pid}: no such PatientID in the study; the override is unused"))
     problems += [p for pt in patients for p in pt.problems]
     return Study(study_dir=root, patients=tuple(patients), problems=tuple(problems), config=config,
                  n_files=len(files), n_dicom=n_dicom)

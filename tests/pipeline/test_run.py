@@ -1,0 +1,226 @@
+"""Orchestration of a study run (Dask, atomic per-patient results, resume after SIGKILL, failures, privacy).
+
+The science per patient is replaced by the deterministic stand-in of ``_standin.py`` (numbers derived
+from the series UIDs), so these tests check the orchestration alone and run in seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from theraquant import TheraquantError
+from theraquant.pipeline._run import FAILURE_COLUMNS, RunSettings, run_study
+
+HERE = Path(__file__).parent
+
+
+def _load(name: str, file: str):
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, HERE / file)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+fac = _load("_theraquant_study_factory", "_study_factory.py")
+standin = _load("_standin", "_standin.py")  # the name worker processes import it by
+THERAPY = dt.date(2024, 3, 1)
+PATIENTS = (("AA-1001", "Alpha^Annabel", "19500101", "ACCX0001"), ("BB-1002", "Beta^Bernadette", "19610202",
+            "ACCX0002"), ("ZZ-BROKEN-3", "Gamma^Gwendolyn", "19720303", "ACCX0003"))
+IDENTIFIERS = [x for p in PATIENTS for x in (p[0], *p[1].split("^"), p[2], p[3])] + ["1950-01-01"]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("study")
+    for pid, name, birth, acc in PATIENTS:
+        fac.tare_patient(root, fac.Patient(pid, name=name, birth=birth, accession=acc), THERAPY)
+    (root / "notes.txt").write_text("not DICOM\n")
+    return root
+
+
+def _run(study: Path, out: Path, **kw) -> object:
+    kw = {"workers": 2, "processes": False, "dicom": False, "report": False, "cohort": False, "quiet": True, **kw}
+    return run_study(study, RunSettings(out=out, **kw), process=standin.standin_process)
+
+
+def test_layout_tables_and_a_broken_patient_that_loses_nothing(study, tmp_path):
+    out = tmp_path / "results"
+    run = _run(study, out, key=tmp_path / "key.csv")
+    for name in ("lesions.parquet", "lesions.csv", "patients.csv", "failures.csv", "curves.parquet", "dvh.parquet",
+                 "study.json", "provenance.json", "manifest.json"):
+        assert (out / name).is_file(), name
+    assert run.ran == ("P001", "P002", "P003") or sorted(run.ran) == ["P001", "P002", "P003"]
+    assert run.failed == ("P003",)  # ZZ-BROKEN-3 sorts last
+    lesions = pd.read_csv(out / "lesions.csv", keep_default_na=False)
+    assert list(lesions[["patient", "lesion"]].itertuples(index=False, name=None)) == [
+        ("P001", "1"), ("P001", "2"), ("P002", "1"), ("P002", "2")] or lesions["lesion"].astype(str).tolist() == [
+        "1", "2", "1", "2"]
+    assert lesions["patient"].tolist() == ["P001", "P001", "P002", "P002"]
+    assert "notes" in lesions.columns and set(lesions["notes"]) == {""}
+    # the same numbers as the stand-in gives for each patient (written per patient, rebuilt into the cohort)
+    for pseudonym in ("P001", "P002"):
+        part = pd.read_parquet(out / "patients" / pseudonym / "lesions.parquet")
+        got = lesions[lesions["patient"] == pseudonym]["ktrans"].to_numpy()
+        assert got.tolist() == pytest.approx(part["ktrans"].tolist(), rel=1e-12)
+    parquet = pd.read_parquet(out / "lesions.parquet")
+    assert parquet["ktrans"].tolist() == pytest.approx(lesions["ktrans"].tolist(), rel=1e-12)
+    failures = pd.read_csv(out / "failures.csv", keep_default_na=False)
+    assert tuple(failures.columns) == FAILURE_COLUMNS
+    broken = failures[failures["patient"] == "P003"]
+    assert broken["step"].tolist() == ["patient"]
+    assert broken["message"].iloc[0].startswith("RuntimeError: cannot read P003/")  # relative, pseudonymised
+    disc = failures[failures["step"] == "discovery"]
+    assert disc["file"].tolist() == ["notes.txt"]
+    patients = pd.read_csv(out / "patients.csv", keep_default_na=False)
+    assert patients["patient"].tolist() == ["P001", "P002", "P003"]
+    assert patients["status"].tolist() == ["ok", "ok", "failed"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["Kind"] == "study run" and manifest["Complete"] is True
+    assert {k: v["status"] for k, v in manifest["Patients"].items()} == {"P001": "ok", "P002": "ok", "P003": "failed"}
+    design = json.loads((out / "study.json").read_text())
+    assert design["study_dir"] == str(study.resolve()) and design["pseudonymised"] is True
+    p1 = design["patients"][0]
+    roles = sorted({s["role"] for s in p1["series"]})
+    assert roles == ["dce", "fdg", "fmiso", "seg", "vfa", "y90"]
+    dce = next(s for s in p1["series"] if s["role"] == "dce")
+    assert dce["n_temporal"] == 4 and dce["n_files"] == len(dce["files"]) == 8
+    # the study names its folders by PatientID: in pseudonymised results those paths are redacted
+    assert dce["files_redacted"] is True and dce["files"][0] == "P001/mr/dyn/0000"
+    assert all((study / f.replace("P001", "aa-1001")).is_file() for f in dce["files"])
+    key = pd.read_csv(tmp_path / "key.csv", dtype=str)
+    assert key[["pseudonym", "patient_id"]].values.tolist() == [["P001", "AA-1001"], ["P002", "BB-1002"],
+                                                                ["P003", "ZZ-BROKEN-3"]]
+    # dates shifted by the key's days: therapy (first 90Y scan) of P001
+    shift = int(key["date_shift_days"].iloc[0])
+    assert shift % 7 == 0 and -3633 <= shift <= -364
+    real = THERAPY + dt.timedelta(days=1)
+    assert patients["therapy_date"].iloc[0] == (real + dt.timedelta(days=shift)).isoformat()
+    assert p1["therapy_date"] == (real + dt.timedelta(days=shift)).isoformat()
+
+
+def _all_text(folder: Path) -> dict[Path, str]:
+    return {f: f.read_bytes().decode("latin-1") for f in folder.rglob("*") if f.is_file()}
+
+
+def test_no_identifier_or_real_date_anywhere_in_results(study, tmp_path):
+    out = tmp_path / "results"
+    _run(study, out)
+    texts = _all_text(out)
+    assert len(texts) > 20
+    for f, text in texts.items():
+        low = text.lower()
+        for ident in IDENTIFIERS:
+            assert ident.lower() not in low, f"{ident} in {f.relative_to(out)}"
+        for real in ("2024-03-02", "2024-02-20", "20240302", "20240220"):  # therapy / baseline dates
+            assert real not in text, f"{real} in {f.relative_to(out)}"
+
+
+def test_show_identifiers_names_patients_by_id(study, tmp_path):
+    run = _run(study, tmp_path / "r", show_identifiers=True)
+    assert run.lesions["patient"].unique().tolist() == ["AA-1001", "BB-1002"]
+    assert (tmp_path / "r" / "patients" / "AA-1001" / "lesions.parquet").is_file()
+    assert run.patients["therapy_date"].iloc[0] == "2024-03-02"
+
+
+def test_non_empty_results_are_refused_then_overwritten(study, tmp_path):
+    out = tmp_path / "r"
+    _run(study, out)
+    stale = out / "patients" / "P009"
+    stale.mkdir()
+    (out / "mine.txt").write_text("keep")
+    with pytest.raises(TheraquantError, match="exists and is not empty; pass --overwrite"):
+        _run(study, out)
+    _run(study, out, overwrite=True)
+    assert not stale.exists() and (out / "mine.txt").read_text() == "keep"
+    with pytest.raises(TheraquantError, match="inside the study folder"):
+        _run(study, study / "results")
+    with pytest.raises(TheraquantError, match="--key .* is inside RESULTS"):
+        _run(study, tmp_path / "r2", key=tmp_path / "r2" / "key.csv")
+
+
+def test_resume_refuses_other_settings(study, tmp_path):
+    out = tmp_path / "r"
+    _run(study, out)
+    from theraquant.pipeline import StudyConfig
+    with pytest.raises(TheraquantError, match="--resume: the settings .* differ"):
+        run_study(study, RunSettings(out=out, resume=True, processes=False, dicom=False, report=False, cohort=False,
+                                     quiet=True),
+                  config=StudyConfig.model_validate({"dce": {"r1": 4.0}}), process=standin.standin_process)
+    run = _run(study, out, resume=True)
+    assert set(run.resumed) == {"P001", "P002"} and run.ran == ("P003",)  # the failed patient is retried
+
+
+_KILL_SCRIPT = """
+import importlib.util, sys
+from pathlib import Path
+spec = importlib.util.spec_from_file_location("_standin", {standin!r})
+m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+from theraquant.pipeline._run import RunSettings, run_study
+run_study({study!r}, RunSettings(out=Path({out!r}), workers=1, processes=False, dicom=False, report=False,
+          cohort=False, quiet=True), process=m.standin_process)
+"""
+
+
+def test_sigkill_mid_cohort_then_resume_equals_a_clean_run(study, tmp_path):
+    out = tmp_path / "killed"
+    script = tmp_path / "run.py"
+    script.write_text(_KILL_SCRIPT.format(standin=str(HERE / "_standin.py"), study=str(study), out=str(out)))
+    env = {**os.environ, "THERAQUANT_TEST_SLEEP": "60"}
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 90
+        while not list((out / "patients").glob("*/done.json")):
+            assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+            assert time.monotonic() < deadline, "no patient finished in 90 s"
+            time.sleep(0.1)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finished = sorted(p.parent.name for p in (out / "patients").glob("*/done.json"))
+    assert len(finished) == 1 and not (out / "lesions.csv").exists()  # killed mid-cohort
+    first = (out / "patients" / finished[0] / "lesions.parquet").stat().st_mtime_ns
+    resumed = _run(study, out, resume=True)
+    assert resumed.resumed == tuple(finished) and finished[0] not in resumed.ran
+    assert (out / "patients" / finished[0] / "lesions.parquet").stat().st_mtime_ns == first  # not redone
+    clean = tmp_path / "clean"
+    _run(study, clean)
+    for name in ("lesions.csv", "patients.csv", "failures.csv", "study.json"):
+        assert (out / name).read_text() == (clean / name).read_text(), name
+    for name in ("lesions.parquet", "curves.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(out / name), pd.read_parquet(clean / name))
+
+
+def test_process_workers_give_the_same_tables(study, tmp_path, monkeypatch):
+    # worker processes (spawned with this process's sys.path) import the stand-in by module name
+    monkeypatch.syspath_prepend(str(HERE))
+    run = _run(study, tmp_path / "procs", processes=True, workers=2)
+    threads = _run(study, tmp_path / "threads")
+    pd.testing.assert_frame_equal(run.lesions, threads.lesions)
+    assert run.failed == ("P003",)
+
+
+def test_failures_csv_is_header_only_when_nothing_failed(tmp_path):
+    root = tmp_path / "s"
+    fac.tare_patient(root, fac.Patient("OK-1"), THERAPY)
+    _run(root, tmp_path / "r")
+    assert (tmp_path / "r" / "failures.csv").read_text().strip() == "patient,step,file,message"
+
+
+def test_settings_are_checked():
+    with pytest.raises(TheraquantError, match="workers=0 must be an integer >= 1"):
+        RunSettings(out=Path("x"), workers=0)
+    with pytest.raises(TheraquantError, match="resume and overwrite exclude each other"):
+        RunSettings(out=Path("x"), resume=True, overwrite=True)
