@@ -547,6 +547,35 @@ def report_cmd(
     out.print(f"done in {time.perf_counter() - t0:.1f} s")
 
 
+# ---------------------------------------------------------------------------- DICOM: export of a finished run
+
+
+@app.command("export")
+@handle_errors
+def export_cmd(
+    results: Path = typer.Argument(..., help="RESULTS folder of a finished 'theraquant run'."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the DICOM objects an earlier export wrote."),
+) -> None:
+    """Write Parametric Maps, SEG, RT Dose and RTSTRUCT of a finished run under RESULTS/patients/<P>/dicom/.
+
+    Identifiers follow the run (pseudonyms unless it ran with --show-identifiers). Exits 1 when an
+    object could not be written (each is listed; the others are written).
+    """
+    import time
+
+    from .pipeline import export_dicom
+
+    t0 = time.perf_counter()
+    failures = export_dicom(results, overwrite=overwrite)
+    n = len(list(Path(results).glob("patients/*/dicom/*.dcm")))
+    out.print(f"dicom       {n} DICOM objects in {Path(results) / 'patients'}/<P>/dicom/")
+    for f in failures:
+        err.print(f"[yellow]not written:[/] {f.patient} {f.file}: {f.message}", highlight=False, soft_wrap=True)
+    out.print(f"done in {time.perf_counter() - t0:.1f} s")
+    if failures:
+        raise typer.Exit(1)
+
+
 def main() -> None:  # console-script entry point
     app()
 
