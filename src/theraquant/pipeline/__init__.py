@@ -12,6 +12,7 @@ from ._demo import DemoRun, run_demo
 from ._discovery import ROLES, TIMEPOINTS, PatientStudy, SeriesInfo, Study, discover_study, parse_segment_label
 from ._patient import Failure, PatientOutcome, process_patient
 from ._cohort import cohort_analysis
+from ._predict import PredictRun, run_predict
 from ._outputs import (MANIFEST, check_out_dir, check_output_file, prepare_out_dir, previous_outputs, read_manifest,
                        write_manifest)
 from ._run import RunSettings, StudyRun, run_study
@@ -23,5 +24,5 @@ __all__ = ["DCE_AIFS", "DCE_MODELS", "DceRun", "run_dce_fit", "DemoRun", "run_de
            "SeriesInfo", "PatientStudy", "Study", "discover_study", "parse_segment_label", "ROLES", "TIMEPOINTS",
            "RunSettings", "StudyRun", "run_study", "Problem", "MANIFEST", "check_out_dir", "check_output_file", "previous_outputs", "read_manifest",
            "write_manifest", "Failure", "PatientOutcome", "process_patient",
-           "cohort_analysis"]
+           "cohort_analysis", "PredictRun", "run_predict"]
 __all__ += ["export_dicom"]  # DICOM results (issue #12)
