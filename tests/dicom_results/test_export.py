@@ -157,6 +157,14 @@ def test_export_refuses_existing_objects_without_overwrite(tmp_path):
     assert (r["pdir"] / "dicom" / "pm_ktrans.dcm").read_bytes() != before  # new SOP instance
     with pytest.raises(TheraquantError, match="has no study.json"):
         export_dicom(tmp_path / "study")
+    # called by run_study while the run is in progress (a --resume keeps earlier objects): replaced
+    (r["results"] / "manifest.json").write_text(json.dumps({"Software": "theraquant", "Outputs": [],
+                                                            "Complete": False}))
+    export_dicom(r["results"])
+    (r["results"] / "manifest.json").write_text(json.dumps({"Software": "theraquant", "Outputs": [],
+                                                            "Complete": True}))
+    with pytest.raises(TheraquantError, match="already holds"):
+        export_dicom(r["results"])
 
 
 def test_cli_export(tmp_path):

@@ -183,7 +183,9 @@ def export_dicom(results_dir: str | Path, *, overwrite: bool = False) -> list:
         must still be readable, for the source series' headers).
     overwrite : bool
         Replace DICOM objects an earlier export wrote. Without it, existing objects are an error and
-        nothing is written.
+        nothing is written, except while the run that owns RESULTS is in progress (its
+        ``manifest.json`` says ``"Complete": false``): :func:`run_study` calls the export before it
+        completes, and objects of patients kept by ``--resume`` are then rewritten from their maps.
 
     Returns
     -------
@@ -199,6 +201,7 @@ def export_dicom(results_dir: str | Path, *, overwrite: bool = False) -> list:
     from ..image import Image
     from ..io import (read_nifti, write_parametric_map, write_rt_dose, write_rtstruct, write_seg)
     from ..io._seg import segment_kind
+    from ._outputs import read_manifest
 
     results = Path(results_dir).expanduser().absolute()
     sj = results / "study.json"
@@ -215,7 +218,9 @@ def export_dicom(results_dir: str | Path, *, overwrite: bool = False) -> list:
     private = bool(study.get("pseudonymised", True))
     patients = [p for p in study.get("patients", []) if (results / "patients" / str(p.get("patient"))).is_dir()]
     existing = [t for p in patients for t in _targets(results / "patients" / str(p["patient"]))]
-    if existing and not overwrite:
+    manifest = read_manifest(results)
+    in_run = manifest is not None and manifest.get("Complete") is False  # run_study calls us before it ends
+    if existing and not (overwrite or in_run):
         raise TheraquantError(
             f"RESULTS {results_dir} already holds {len(existing)} exported DICOM objects (e.g. "
             f"{existing[0].relative_to(results)})", argument="overwrite",
