@@ -94,3 +94,31 @@ def test_regression_errors(lesions):
         logistic(lesions.assign(sep=lesions.response * 10.0 + 1), "response", "sep")
     with pytest.raises(ValueError, match="'recist' must be 0/1 or bool .*got values like \\['PR'"):
         logistic(lesions, "recist", "tbp")
+
+
+def test_cluster_means_the_patient_everywhere():
+    """cluster: a column name where a table is given, or the patient ids themselves (as roc takes)."""
+    import numpy as np
+    import pandas as pd
+
+    from theraquant import stats
+    from theraquant.errors import TheraquantError
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(1.4, 0.3, 40)
+    df = pd.DataFrame({"patient": np.repeat(np.arange(10), 4), "tbp": x,
+                       "response": (x + rng.normal(0, 0.3, 40) > 1.4).astype(int)})
+    by_name = stats.logistic(df, "response", "tbp", cluster="patient")
+    by_ids = stats.logistic(df, "response", "tbp", cluster=df["patient"].to_numpy())
+    assert by_ids.method.startswith("GEE, exchangeable correlation within 'cluster'")
+    assert by_ids.coef["tbp"] == by_name.coef["tbp"] and by_ids.se["tbp"] == by_name.se["tbp"]  # same GEE
+    rep_name = stats.analyze(df, "response", ["tbp"], cluster="patient", n_boot=0)
+    rep_ids = stats.analyze(df, "response", ["tbp"], cluster=df["patient"], n_boot=0)
+    assert rep_ids.roc["tbp"].auc_var == rep_name.roc["tbp"].auc_var  # Obuchowski with the same patients
+    assert rep_ids.roc["tbp"].variance_method == "Obuchowski (clustered)"
+    cv = stats.cross_validated_auc(df, "response", "tbp", cluster=df["patient"].to_numpy())
+    assert cv.auc == stats.cross_validated_auc(df, "response", "tbp", cluster="patient").auc
+    with pytest.raises(TheraquantError, match=r"cluster='patient' is a column name, but this function takes arrays"):
+        stats.roc(df["response"], df["tbp"], cluster="patient")
+    with pytest.raises(TheraquantError, match=r"cluster must be a column name or one patient id per row \(40 rows\)"):
+        stats.logistic(df, "response", "tbp", cluster=[1, 2, 3])

@@ -21,7 +21,7 @@ References
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -30,7 +30,7 @@ from ..errors import TheraquantError
 from ..image import as_mask, check_same_shape, normalize_spacing
 from ..results import Result, records_call
 
-__all__ = ["sphere_radius_mm", "sphere_kernel", "suv_peak", "suv_peak_location", "lesion_metrics",
+__all__ = ["SuvPeak", "sphere_radius_mm", "sphere_kernel", "suv_peak", "suv_peak_location", "lesion_metrics",
            "liver_reference", "percist_threshold"]
 
 _SUBSAMPLES = 32
@@ -145,16 +145,24 @@ def _peak_means(v: NDArray, m: NDArray, sp: tuple[float, float, float], sphere_m
     return means, np.stack(idx, axis=1)
 
 
-def suv_peak_location(values: NDArray[np.floating], mask: NDArray[np.bool_], spacing_mm: ArrayLike,
-                      *, sphere_ml: float = 1.0) -> tuple[float, tuple[int, int, int]]:
-    """SUVpeak and the voxel index (z, y, x) of its sphere's centre.
+class SuvPeak(NamedTuple):
+    """SUVpeak (unit of the image) and the voxel index (z, y, x) of its sphere's centre."""
 
-    See :func:`suv_peak`; ties go to the first voxel in C order.
+    value: float
+    centre_index: tuple[int, int, int]
+
+
+def suv_peak_location(values: NDArray[np.floating], mask: NDArray[np.bool_], spacing_mm: ArrayLike,
+                      *, sphere_ml: float = 1.0) -> SuvPeak:
+    """SUVpeak and the voxel index (z, y, x) of its sphere's centre, as a named pair.
+
+    See :func:`suv_peak`; ties go to the first voxel in C order. ``peak, where = ...`` unpacks
+    it; ``.value`` and ``.centre_index`` name its parts.
     """
     v, m, sp = _check_inputs(values, mask, spacing_mm)
     means, where = _peak_means(v, m, sp, sphere_ml)
     i = int(np.argmax(means))
-    return float(means[i]), tuple(int(c) for c in where[i])  # type: ignore[return-value]
+    return SuvPeak(float(means[i]), tuple(int(c) for c in where[i]))  # type: ignore[arg-type]
 
 
 def suv_peak(values: NDArray[np.floating], mask: NDArray[np.bool_], spacing_mm: ArrayLike,

@@ -59,10 +59,33 @@ def as_score(x: ArrayLike, n: int, *, name: str = "score") -> NDArray[np.float64
     return arr
 
 
+def with_cluster(data: Any, cluster: Any) -> tuple[Any, str | None]:
+    """``cluster`` of a table as a column name: a name is returned as is; an array of patient ids
+    (one per row) is added to a copy of ``data`` as column ``"cluster"`` (``"__cluster__"`` when
+    ``"cluster"`` is taken). So ``cluster`` means the same in ``roc`` (arrays), ``logistic``,
+    ``analyze`` and the predictor (tables): the patient of each lesion.
+    """
+    if cluster is None or isinstance(cluster, str):
+        return data, cluster
+    arr = np.asarray(cluster)
+    if arr.ndim != 1 or arr.shape[0] != len(data):
+        raise TheraquantError(
+            f"cluster must be a column name or one patient id per row ({len(data)} rows), got shape {arr.shape}; "
+            "pass e.g. cluster='patient' or cluster=df['patient']", argument="cluster")
+    name = "cluster" if "cluster" not in data.columns else "__cluster__"
+    out = data.copy()
+    out[name] = arr
+    return out, name
+
+
 def as_cluster(cluster: ArrayLike | None, n: int) -> tuple[NDArray[np.int64], int] | None:
     """Encode patient ids (int or str) as codes 0..I-1; ``None`` passes through."""
     if cluster is None:
         return None
+    if isinstance(cluster, str):
+        raise TheraquantError(
+            f"cluster={cluster!r} is a column name, but this function takes arrays: pass the patient ids "
+            f"themselves, e.g. cluster=df[{cluster!r}]", argument="cluster")
     arr = np.asarray(cluster)
     if arr.ndim != 1 or arr.shape[0] != n:
         raise TheraquantError(

@@ -19,7 +19,7 @@ from numpy.typing import ArrayLike
 from ..errors import TheraquantError
 from ..results import Result, records_call
 from ._common import (
-    SummaryMixin, as_binary, as_score, fmt_ci, fmt_p, frozen_map, notes_text, table_text, wilson)
+    SummaryMixin, as_binary, as_score, fmt_ci, fmt_p, frozen_map, notes_text, table_text, wilson, with_cluster)
 from ._regression import _check_columns, logistic
 from ._roc import RocResult, roc
 
@@ -180,6 +180,7 @@ class CrossValidation(SummaryMixin, Result):
 
 
 def _prep_table(data, outcome, markers, cluster):
+    data, cluster = with_cluster(data, cluster)
     markers = (markers,) if isinstance(markers, str) else tuple(markers)
     if not markers:
         raise TheraquantError("markers is empty: give at least one column name")
@@ -188,7 +189,7 @@ def _prep_table(data, outcome, markers, cluster):
         if not pd.api.types.is_numeric_dtype(data[m]) and data[m].dtype != bool:
             raise TheraquantError(f"marker {m!r} must be numeric for the predictor, got dtype {data[m].dtype}")
     sub = data[[outcome, *markers] + ([cluster] if cluster else [])].dropna()
-    return markers, sub
+    return markers, sub, cluster
 
 
 def _youden_prob(y, p):
@@ -198,7 +199,7 @@ def _youden_prob(y, p):
 
 @records_call("theraquant.stats.cross_validated_auc")
 def cross_validated_auc(data: pd.DataFrame, outcome: str, markers: str | Sequence[str], *,
-                        cluster: str | None = None, n_splits: int = 5) -> CrossValidation:
+                        cluster: Any = None, n_splits: int = 5) -> CrossValidation:
     """Cross-validated AUC of a logistic model with folds grouped by patient (sklearn GroupKFold).
 
     Parameters
@@ -209,8 +210,8 @@ def cross_validated_auc(data: pd.DataFrame, outcome: str, markers: str | Sequenc
         0/1 response column.
     markers : str or sequence of str
         Numeric predictor columns.
-    cluster : str, optional
-        Patient column: folds never split a patient, the model in each fold is a GEE and the
+    cluster : str or array_like, optional
+        Patient column (or the patient ids, one per row): folds never split a patient, the model in each fold is a GEE and the
         pooled AUC's CI is Obuchowski's. Without it folds are lesion-level (GroupKFold over rows).
     n_splits : int, optional
         Folds (reduced to the number of patients when fewer, noted). GroupKFold is
@@ -237,7 +238,8 @@ def cross_validated_auc(data: pd.DataFrame, outcome: str, markers: str | Sequenc
     """
     from sklearn.model_selection import GroupKFold
 
-    markers, sub = _prep_table(data, outcome, markers, cluster)
+    data, cluster = with_cluster(data, cluster)
+    markers, sub, cluster = _prep_table(data, outcome, markers, cluster)
     y = as_binary(sub[outcome].to_numpy(), name=f"outcome column {outcome!r}")
     groups = sub[cluster].astype(str).to_numpy() if cluster else np.arange(len(sub))
     n_groups = len(np.unique(groups))
@@ -389,7 +391,7 @@ class ResponsePredictor(SummaryMixin, Result):
 
 @records_call("theraquant.stats.fit_predictor")
 def fit_predictor(data: pd.DataFrame, outcome: str, markers: str | Sequence[str], *,
-                  cluster: str | None = None, n_splits: int = 5) -> ResponsePredictor:
+                  cluster: Any = None, n_splits: int = 5) -> ResponsePredictor:
     """Fit a logistic response predictor on a cohort table, with honest cross-validated performance.
 
     Parameters
@@ -400,8 +402,8 @@ def fit_predictor(data: pd.DataFrame, outcome: str, markers: str | Sequence[str]
         0/1 response column.
     markers : str or sequence of str
         Numeric marker columns (their units are the units the new tables must use).
-    cluster : str, optional
-        Patient column: GEE fit and patient-grouped folds.
+    cluster : str or array_like, optional
+        Patient column (or the patient ids, one per row): GEE fit and patient-grouped folds.
     n_splits : int, optional
         Cross-validation folds.
 
@@ -425,7 +427,8 @@ def fit_predictor(data: pd.DataFrame, outcome: str, markers: str | Sequence[str]
     """
     from .. import __version__
 
-    markers, sub = _prep_table(data, outcome, markers, cluster)
+    data, cluster = with_cluster(data, cluster)
+    markers, sub, cluster = _prep_table(data, outcome, markers, cluster)
     fit = logistic(sub, outcome, markers, cluster=cluster)
     y = as_binary(sub[outcome].to_numpy())
     X = np.column_stack([np.ones(len(sub)), sub[list(markers)].to_numpy(float)])

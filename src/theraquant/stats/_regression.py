@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 import pandas as pd
 import statsmodels.api as sm
 from scipy import stats as sps
 
 from ..errors import TheraquantError
 from ..results import Result, records_call
-from ._common import SummaryMixin, as_binary, fmt_p, frozen_map, notes_text, table_text
+from ._common import SummaryMixin, as_binary, fmt_p, frozen_map, notes_text, table_text, with_cluster
 
 __all__ = ["LogisticResult", "logistic", "find_patient_column", "design_matrix"]
 
@@ -167,7 +168,7 @@ class LogisticResult(SummaryMixin, Result):
 
 @records_call("theraquant.stats.logistic")
 def logistic(data: pd.DataFrame, outcome: str, predictors: str | Sequence[str], *,
-             cluster: str | None = None, level: float = 0.95) -> LogisticResult:
+             cluster: str | ArrayLike | None = None, level: float = 0.95) -> LogisticResult:
     """Univariable or multivariable logistic regression with odds ratios; GEE when clustered.
 
     Parameters
@@ -179,8 +180,9 @@ def logistic(data: pd.DataFrame, outcome: str, predictors: str | Sequence[str], 
     predictors : str or sequence of str
         Predictor columns; numeric ones enter per unit of their own scale (so a Dmean in Gy gives
         an odds ratio per Gy), text or categorical ones as treatment-coded dummies.
-    cluster : str, optional
-        Patient-id column. When given, the model is a GEE with exchangeable working correlation
+    cluster : str or array_like, optional
+        Patient-id column, or the patient ids themselves (one per row, as in
+        :func:`~theraquant.stats.roc`). When given, the model is a GEE with exchangeable working correlation
         within patients and robust sandwich errors [2]_, as R's ``geepack::geeglm(...,
         corstr = "exchangeable")`` computes: the scale is the mean squared Pearson residual and
         the correlation the mean within-patient product over the scale, with no
@@ -225,6 +227,7 @@ def logistic(data: pd.DataFrame, outcome: str, predictors: str | Sequence[str], 
         raise TheraquantError("predictors is empty: give at least one column name")
     if not 0 < level < 1:
         raise TheraquantError(f"level must be between 0 and 1, got {level!r}")
+    data, cluster = with_cluster(data, cluster)
     cols = [outcome, *preds] + ([cluster] if cluster is not None else [])
     _check_columns(data, cols, "outcome/predictor/cluster")
     sub = data[cols].dropna()

@@ -11,7 +11,7 @@ import pandas as pd
 from ..errors import TheraquantError
 from ..results import Result, records_call
 from ._bootstrap import BootstrapResult, cluster_bootstrap, roc_bootstrap
-from ._common import SummaryMixin, as_binary, fmt_p, frozen_map, table_text
+from ._common import SummaryMixin, as_binary, fmt_p, frozen_map, table_text, with_cluster
 from ._dose import DoseResponse, dose_response
 from ._predictor import CrossValidation, cross_validated_auc
 from ._regression import LogisticResult, _check_columns, find_patient_column, logistic
@@ -150,7 +150,7 @@ def _skip(notes: list, what: str, exc: Exception) -> None:
 
 
 @records_call("theraquant.stats.analyze")
-def analyze(data: pd.DataFrame, outcome: str, markers: str | Sequence[str], *, cluster: str | None = AUTO,
+def analyze(data: pd.DataFrame, outcome: str, markers: str | Sequence[str], *, cluster: Any = AUTO,
             n_boot: int = 1000, seed: int | None = 0, n_splits: int = 5, dose: str | None = None,
             strata: Mapping[str, float] | None = None, group: str | None = None,
             paired: tuple[str, str] | None = None) -> CohortReport:
@@ -164,8 +164,9 @@ def analyze(data: pd.DataFrame, outcome: str, markers: str | Sequence[str], *, c
         0/1 (or bool) response column, 1 = responder.
     markers : str or sequence of str
         Numeric marker columns (e.g. T/BP, SUVmax, Ktrans, Dmean in Gy).
-    cluster : str, None or "auto", optional
-        Patient column. "auto" (default) uses a column named like a patient id when there is
+    cluster : str, array_like, None or "auto", optional
+        Patient column, or the patient ids themselves (one per row, as in
+        :func:`~theraquant.stats.roc`). "auto" (default) uses a column named like a patient id when there is
         one (patient, patient_id, subject, pid ...), so lesions within patients are analysed as
         clustered by default; None forces a lesion-level analysis. The report says which.
     n_boot : int, optional
@@ -205,11 +206,12 @@ def analyze(data: pd.DataFrame, outcome: str, markers: str | Sequence[str], *, c
     markers = (markers,) if isinstance(markers, str) else tuple(markers)
     if not markers:
         raise TheraquantError("markers is empty: give at least one marker column")
-    if isinstance(data, pd.DataFrame) and cluster == AUTO:
+    if isinstance(data, pd.DataFrame) and isinstance(cluster, str) and cluster == AUTO:
         cluster = find_patient_column(data)
         source = "detected" if cluster else "none"
     else:
-        source = "given" if cluster else "none"
+        source = "none" if cluster is None else "given"
+        data, cluster = with_cluster(data, cluster)
     if paired is not None and (isinstance(paired, str) or len(paired) != 2):
         raise TheraquantError(f"paired must be (baseline column, follow-up column), got {paired!r}")
     extra = [c for c in (dose, group) if c] + list(strata or {}) + list(paired or ())
