@@ -69,9 +69,16 @@ def to_pdf(sections: Sequence[Section], *, title: str, subtitle: str) -> bytes:
         pdf.set_draw_color(49, 104, 142)
         pdf.cell(0, 8, sec.title, border="B", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.ln(2)
-        for b in sec.blocks:
+        for i, b in enumerate(sec.blocks):
             if isinstance(b, Heading):
-                if pdf.will_page_break(30):
+                nxt = sec.blocks[i + 1] if i + 1 < len(sec.blocks) else None
+                need = 30.0
+                if isinstance(nxt, Paragraph) and i + 2 < len(sec.blocks) and isinstance(sec.blocks[i + 2], Figure):
+                    nxt = sec.blocks[i + 2]
+                    need += 12
+                if isinstance(nxt, Figure):  # keep a heading with its figure
+                    need += min(_figure_size(pdf, nxt)[1], pdf.eph - 40)
+                if pdf.will_page_break(need):
                     pdf.add_page()
                 pdf.ln(2)
                 if b.level <= 3:
@@ -90,10 +97,7 @@ def to_pdf(sections: Sequence[Section], *, title: str, subtitle: str) -> bytes:
             elif isinstance(b, Table):
                 _table(pdf, b, FontFace)
             elif isinstance(b, Figure):
-                w = b.width_px * PX_TO_MM
-                h = b.height_px * PX_TO_MM
-                scale = min(1.0, pdf.epw / w, (pdf.eph - 14) / h)
-                w, h = w * scale, h * scale
+                w, h = _figure_size(pdf, b)
                 if pdf.will_page_break(h + 10):
                     pdf.add_page()
                 pdf.image(io.BytesIO(b.png), x=pdf.l_margin, w=w, h=h, alt_text=b.alt)
@@ -103,23 +107,33 @@ def to_pdf(sections: Sequence[Section], *, title: str, subtitle: str) -> bytes:
     return bytes(pdf.output())
 
 
+def _figure_size(pdf, f: Figure) -> tuple[float, float]:
+    """Width and height (mm) of a figure on the page: natural size, shrunk to fit the page."""
+    w, h = f.width_px * PX_TO_MM, f.height_px * PX_TO_MM
+    scale = min(1.0, pdf.epw / w, (pdf.eph - 14) / h)
+    return w * scale, h * scale
+
+
 def _table(pdf, t: Table, FontFace) -> None:
     ncol = len(t.columns)
     size = 8 if ncol <= 8 else (7 if ncol <= 14 else 6)
     texts = [[t.text(i, j) for j in range(ncol)] for i in range(len(t.cells))]
-    # column widths from the longest word / text (capped), so that numbers do not wrap
-    widths = []
-    for j, c in enumerate(t.columns):
-        longest = max([len(w) for w in str(c).split()] + [min(len(r[j]), 40) for r in texts] + [3])
-        widths.append(min(max(longest, 4), 60))
     if t.caption:
         pdf.set_font("DejaVu", "", 8)
         pdf.set_text_color(85)
         pdf.multi_cell(0, 4, t.caption, new_x="LMARGIN", new_y="NEXT")
         pdf.set_text_color(0)
+    # column widths (mm) from the widest cell (capped at 70 mm, longer text wraps) and the longest
+    # header word, so that numbers never wrap; scaled down to the page width when wider
+    pdf.set_font("DejaVu", "B", size)
+    head = [max(pdf.get_string_width(w) for w in (str(c).split() or [""])) for c in t.columns]
     pdf.set_font("DejaVu", "", size)
+    widths = []
+    for j in range(ncol):
+        cell = max([pdf.get_string_width(r[j]) for r in texts] + [0.0])
+        widths.append(min(max(head[j], cell, 4.0), 70.0) + 2.0)
     total = sum(widths)
-    width = min(pdf.epw, total * size * 0.22)
+    width = min(pdf.epw, total)
     heading = FontFace(emphasis="BOLD", fill_color=(236, 236, 240))
     with pdf.table(col_widths=tuple(widths), width=width, align="LEFT", line_height=size * 0.5,
                    headings_style=heading, text_align="LEFT", first_row_as_headings=True,
