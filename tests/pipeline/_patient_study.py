@@ -170,3 +170,67 @@ def write_study(root: Path) -> dict:
     return {"pet_masks": pet, "act_admin": act_admin, "suv": suv}
 
 
+
+
+LU_HALF_LIFE_S = 6.647 * 86400
+LU_TIMES_H = (4.0, 24.0, 72.0)
+LU_EFF_HALF_LIFE_H = 60.0
+TRUTH_FU = {"1": {"Ktrans": 0.15, "ve": 0.35, "vp": 0.06}, "2": {"Ktrans": 0.08, "ve": 0.20, "vp": 0.02}}
+
+
+def _dce_series(root: Path, folder: str, study_uid: str, for_uid: str, date, masks, truth, t10_tissue=0.81):
+    cp = dce.aif.parker(T, delay=14.0, hct=HCT)
+    conc = np.zeros(SHAPE_MR + (T.size,))
+    conc[masks["Liver"]] = dce.simulate(T, "etofts", {"Ktrans": 0.5, "ve": 0.25, "vp": 0.1}, cp=cp)
+    for k, par in truth.items():
+        conc[masks[f"Lesion {k}"]] = dce.simulate(T, "etofts", par, cp=cp)
+    conc[masks["Aorta"]] = cp * (1 - HCT)
+    t10 = np.full(SHAPE_MR, t10_tissue)
+    t10[masks["Aorta"]] = 1.6
+    sig = dce.concentration_to_signal(conc, t10=t10, r1=R1, tr=TR_MS / 1000, flip_angle=FA, m0=2000.0)
+    uid = generate_uid()
+
+    def dce_frame(ds, t):
+        secs = 10 * 3600 + T[t]
+        ds.AcquisitionTime = f"{int(secs // 3600):02d}{int(secs % 3600 // 60):02d}{secs % 60:09.6f}"
+        ds.TemporalPositionIdentifier, ds.NumberOfTemporalPositions = t + 1, T.size
+        ds.FlipAngle, ds.RepetitionTime, ds.EchoTime = FA, TR_MS, 1.2
+
+    _write(root / folder, sig, SP_MR,
+           lambda: _base(study_uid, uid, for_uid, "MR", "1.2.840.10008.5.1.4.1.1.4", date, "DCE"),
+           slope=0.01, per_frame=dce_frame)
+    src = io.read_dicom_series(root / folder).meta["headers"]
+    io.write_seg({k: Image(v, Image.from_spacing(np.zeros(SHAPE_MR), SP_MR).affine) for k, v in masks.items()},
+                 [h[0] if isinstance(h, list) else h for h in src], root / f"{folder}_seg" / "seg.dcm")
+
+
+def write_prrt_study(root: Path) -> dict:
+    """One PRRT patient: DCE at baseline (day -7) and follow-up (day +60, lesion 1 shrunk, Ktrans 0.25 -> 0.15)
+    with their SEGs, no VFA (T10 defaults), 177Lu PET at 4, 24 and 72 h (START decay correction)."""
+    d0, therapy, dfu = dt.date(2026, 3, 2), dt.date(2026, 3, 9), dt.date(2026, 5, 8)
+    for_uid = generate_uid()
+    m = {k: v for k, v in _masks().items() if k not in ("Blood pool", "Muscle")}
+    _dce_series(root, "mr_base", generate_uid(), for_uid, d0, m, TRUTH)
+    mf = {k: v.copy() for k, v in m.items()}
+    mf["Lesion 1"][:] = False
+    mf["Lesion 1"][2:4, 7:9, 7:9] = True                          # 4 x 4 mm: diameter halves
+    _dce_series(root, "mr_fu", generate_uid(), for_uid, dfu, mf, TRUTH_FU)
+    coarse = lambda a: a.reshape(SHAPE_PET[0], 8, 2, 8, 2).mean(axis=(2, 4))  # noqa: E731
+    pet = {k: coarse(v.astype(float)) > 0.5 for k, v in m.items()}
+    a0 = np.zeros(SHAPE_PET)
+    a0[pet["Liver"]] = 1.0e4
+    a0[pet["Lesion 1"]] = 2.0e5
+    a0[pet["Lesion 2"]] = 5.0e4
+    lam = np.log(2) / LU_EFF_HALF_LIFE_H
+    st = generate_uid()
+    for i, th in enumerate(LU_TIMES_H):
+        when = dt.datetime(2026, 3, 9, 8, 0) + dt.timedelta(hours=th)
+        _write(root / f"lu{i}", a0 * np.exp(-lam * th), SP_PET,
+               _pet_factory(st, generate_uid(), for_uid, when.date(), "Lu-177 DOTATATE", LU_HALF_LIFE_S, 7.4e9,
+                            "080000", when.strftime("%H%M%S")))
+        for f in (root / f"lu{i}").iterdir():                   # the injection was on the therapy day
+            ds = pydicom.dcmread(f)
+            ds.RadiopharmaceuticalInformationSequence[0].RadiopharmaceuticalStartDateTime = "20260309080000"
+            ds.save_as(f)
+    (root / "study.yaml").write_text(f"therapy:\n  date: {therapy.isoformat()}\n  type: prrt\n")
+    return {"a0": a0, "lambda_per_h": lam, "pet_masks": pet}

@@ -115,3 +115,41 @@ def test_broken_series_fails_only_its_step(study, tmp_path):
     assert les.loc["1", "ktrans"] == pytest.approx(0.25, rel=0.02)       # the rest still computed
     assert np.isfinite(les.loc["1", "dmean_gy"])
     assert out.patient_row["status"] == "partial"
+
+
+def test_prrt_followup_recist_and_lu177(tmp_path):
+    from theraquant import dosimetry
+
+    root = tmp_path / "prrt"
+    info = _ps.write_prrt_study(root)
+    s = discover_study(root)
+    p = s.patients[0]
+    assert len(p.lu177) == 3 and "dce_followup" in p.timepoints
+    out = process_patient(p, s.config, tmp_path / "res", study_dir=root)
+    assert out.failures == (), out.failures
+    les = out.lesions.set_index("lesion")
+    # default T10 (0.81 s tissue, 1.6 s blood, as simulated): 2 %
+    assert les.loc["1", "ktrans"] == pytest.approx(0.25, rel=0.02)
+    assert les.loc["1", "ktrans_followup"] == pytest.approx(0.15, rel=0.02)
+    assert les.loc["1", "ktrans_change_pct"] == pytest.approx(-40.0, abs=1.5)
+    assert les.loc["2", "ktrans_change_pct"] == pytest.approx(0.0, abs=1.5)
+    assert "default tissue T10" in out.settings["dce"]["t10"]
+    # RECIST 1.1 per lesion on the mask diameters: 4x4 px of 2 mm -> hypot(8, 8) mm; 2x2 px -> hypot(4, 4)
+    assert les.loc["1", "response_baseline"] == pytest.approx(np.hypot(8, 8))
+    assert les.loc["1", "response_followup"] == pytest.approx(np.hypot(4, 4))
+    assert les.loc["1", "response"] == "PR" and les.loc["1", "responder"] == 1.0
+    assert les.loc["2", "response"] == "SD" and les.loc["2", "responder"] == 0.0
+    assert les.loc["1", "response_criteria"] == "RECIST 1.1" and les.loc["1", "response_unit"] == "mm"
+    # patient: sum 22.6 -> 17.0 mm (-25 %): SD
+    assert out.patient_row["response"] == "SD"
+    # 177Lu: voxel TAC fits of exact mono-exponentials -> the engine's LDM dose of TIA = A0 / lambda_eff
+    a_bq = dosimetry.activity_from_concentration(info["a0"], _ps.SP_PET)
+    tia = a_bq / info["lambda_per_h"] * 3600.0
+    ref = np.asarray(dosimetry.absorbed_dose(tia, _ps.SP_PET, nuclide="Lu-177", method="ldm", density=1.04))
+    for k in ("1", "2"):
+        truth = float(ref[info["pet_masks"][f"Lesion {k}"]].mean())
+        assert les.loc[k, "dmean_gy"] == pytest.approx(truth, rel=2e-3)   # uint16 round-off and the fit
+    assert set(out.curves["session"]) == {"baseline", "followup"}
+    pdir = tmp_path / "res" / "patients" / p.pseudonym
+    assert (pdir / "maps" / "ktrans_followup.nii.gz").is_file() and (pdir / "masks" / "dce_followup.nii.gz").is_file()
+    assert json.loads((pdir / "maps" / "dose_gy.json").read_text())["Grid"] == "lu177"
