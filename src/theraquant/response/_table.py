@@ -55,10 +55,17 @@ def _num(df: pd.DataFrame, col: str, name: str, unit: str, *, positive: bool = F
 def _flag(df: pd.DataFrame, col: str | None) -> np.ndarray:
     if col is None:
         return np.zeros(len(df), dtype=bool)
-    s = df[col]
-    if s.isna().any() or not all(isinstance(v, (bool, np.bool_)) or v in (0, 1) for v in s):
-        raise TheraquantError(f"column {col!r} must hold True/False (or 0/1), got {s.tolist()[:5]}")
-    return s.to_numpy(dtype=bool)
+    out = np.zeros(len(df), dtype=bool)  # strict: only these spellings, never truthiness ("no" is not True)
+    for i, v in enumerate(df[col].tolist()):
+        key = v.strip().lower() if isinstance(v, str) else v
+        if isinstance(v, (bool, np.bool_)) or (not isinstance(v, str) and v in (0, 1)):
+            out[i] = bool(v)
+        elif key in ("true", "yes", "y", "1", "t") or key in ("false", "no", "n", "0", "f"):
+            out[i] = key in ("true", "yes", "y", "1", "t")
+        else:
+            raise TheraquantError(f"column {col!r}, row {i + 1}: {v!r} is not a yes/no value; write True/False, "
+                                  "yes/no or 1/0 in every row (an empty cell is not False: fill it in)")
+    return out
 
 
 def _read(table: Any, criteria: str, columns: Mapping[str, str] | None,
