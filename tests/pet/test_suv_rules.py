@@ -12,6 +12,7 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
@@ -351,3 +352,19 @@ def test_conversion_summary_lists_constants_overrides_and_decisions():
     assert "half_life_s              6586.2" in text
     assert "override weight_kg       80.0 (header: 70.0)" in text
     assert "- injection datetime from RadiopharmaceuticalStartDateTime" in text
+
+
+def test_suv_image_is_pure_headers_and_pixels():
+    # the engine side of read_suv: an image of Bq/mL and one header per slice, no file opened
+    from theraquant.image import Image
+    from theraquant.pet import suv_image
+
+    arr = np.stack([np.full((2, 3), 1000.0), np.full((2, 3), 2000.0)])  # Bq/mL, 2 slices
+    img = Image(arr, np.eye(4))
+    heads = [hdr(InstanceNumber=1), hdr(InstanceNumber=2)]
+    suv = suv_image(img, heads, names=["a.dcm", "b.dcm"])
+    f = suv_factor(heads).factors
+    np.testing.assert_allclose(suv.array[:, 0, 0], [1000.0 * f[0], 2000.0 * f[1]], rtol=1e-15)
+    assert suv.units == "g/mL" and suv.meta["suv"]["Normalization"] == "bw"
+    with pytest.raises(TheraquantError, match=r"headers: 3 headers do not match an image of shape \(2, 2, 3\)"):
+        suv_image(img, heads + [hdr()])

@@ -20,3 +20,6 @@ __all__ = ["read_nifti", "write_nifti", "sidecar_path", "read_dicom_series", "re
 __all__ += ["Segmentation", "read_seg", "write_seg", "read_rtstruct", "write_rtstruct",  # DICOM results (#12)
             "PARAMETRIC_QUANTITIES", "write_parametric_map", "read_parametric_map", "write_rt_dose", "read_rt_dose"]
 __all__ += ["write_dicom_series"]  # source DICOM writer (phantom studies)
+from ._pet import PetSeries, read_pet_series  # PET series for SUV (conventions, issue #9)
+
+__all__ += ["PetSeries", "read_pet_series"]  # PET series for SUV (conventions, issue #9)

@@ -898,12 +898,53 @@ def _result(factors: NDArray, norm: str, r: _Rules) -> SuvConversion:
                          overrides=r.used_overrides)
 
 
+def suv_image(image: Any, headers: Sequence[Any], *, names: Sequence[str] | None = None,
+              normalization: Normalization = "bw", **overrides: Any) -> Any:
+    """An SUV image from a PET image and its headers (pure: no file is opened).
+
+    Parameters
+    ----------
+    image : Image
+        Rescaled stored values (Bq/mL, or counts with a Philips factor), (z, y, x[, t]), as
+        :func:`theraquant.io.read_pet_series` gives them.
+    headers : sequence of pydicom.Dataset or mapping
+        One per slice (and frame) in image order: z first, then t.
+    names : sequence of str, optional
+        File name of each header, for messages.
+    normalization : {"bw", "lbm-james", "lbm-janmahasatian", "bsa", "ibw"}
+        SUV normalisation (see :func:`suv_factor`).
+    **overrides
+        Explicit header values (see :data:`OVERRIDES`), recorded.
+
+    Returns
+    -------
+    Image
+        SUV, float64, ``units`` ``"g/mL"`` (``"cm2/mL"`` for bsa); ``meta["suv"]`` the
+        conversion as a dict, ``meta["suv_conversion"]`` the :class:`SuvConversion`.
+    """
+    conv = suv_factor(list(headers), normalization=normalization, names=None if names is None else list(names),
+                      **overrides)
+    arr_in = image.array
+    per_slice = arr_in.shape[-1] if arr_in.ndim == 4 else 1
+    if conv.factors.size != arr_in.shape[0] * per_slice:
+        raise TheraquantError(f"headers: {len(headers)} headers do not match an image of shape {arr_in.shape}; "
+                              "give one header per slice (and frame), z first", argument="headers")
+    factors = conv.factors.reshape(arr_in.shape[0], -1)
+    arr = arr_in * (factors[:, None, None, :] if arr_in.ndim == 4 else factors[:, :1, None])
+    meta = dict(image.meta)
+    meta["suv"] = conv.as_dict()
+    meta["suv_conversion"] = conv
+    return image.with_array(arr, units=conv.units, frame_times_s=image.frame_times_s, meta=meta)
+
+
 def read_suv(series_dir: str | Path, *, normalization: Normalization = "bw", series_uid: str | None = None,
              **overrides: Any):
     """Read a PET DICOM series and return it as an SUV image.
 
-    A thin wrapper: :func:`theraquant.io.read_dicom_series` reads the slices (each scaled by its
-    own RescaleSlope/Intercept), :func:`suv_factor` turns their headers into factors.
+    A thin wrapper: :func:`theraquant.io.read_pet_series` reads the slices (each scaled by its
+    own RescaleSlope/Intercept) and their headers, :func:`suv_image` applies the SUV rules
+    (:func:`suv_factor`) to them. This is the one place an engine calls :mod:`theraquant.io`
+    (a documented exception in the import-linter contracts).
 
     Parameters
     ----------
@@ -928,17 +969,7 @@ def read_suv(series_dir: str | Path, *, normalization: Normalization = "bw", ser
     DicomError
         A missing or contradictory tag, naming the file and the tag.
     """
-    from ..io import read_dicom_series
+    from ..io import read_pet_series
 
-    img = read_dicom_series(series_dir, series_uid=series_uid, modality="PT")
-    headers = img.meta["headers"]
-    files = img.meta["files"]
-    flat_h = [h for hz in headers for h in (hz if isinstance(hz, list) else [hz])]
-    flat_f = [Path(f).name for fz in files for f in (fz if isinstance(fz, list) else [fz])]
-    conv = suv_factor(flat_h, normalization=normalization, names=flat_f, **overrides)
-    factors = conv.factors.reshape(img.array.shape[0], -1)
-    arr = img.array * (factors[:, None, None, :] if img.array.ndim == 4 else factors[:, :1, None])
-    meta = dict(img.meta)
-    meta["suv"] = conv.as_dict()
-    meta["suv_conversion"] = conv
-    return img.with_array(arr, units=conv.units, frame_times_s=img.frame_times_s, meta=meta)
+    series = read_pet_series(series_dir, series_uid=series_uid)
+    return suv_image(series.image, series.headers, names=series.names, normalization=normalization, **overrides)
