@@ -296,7 +296,7 @@ def test_bad_input_exits_1_with_one_line(tmp_path, case):
 
 def test_demo_runs_and_writes_maps_summary_and_figure(tmp_path):
     out = tmp_path / "demo"
-    res = _ok(runner.invoke(app, ["demo", "--out", str(out)]))
+    res = _ok(runner.invoke(app, ["dce", "demo", "--out", str(out)]))  # the liver phantom demo moved under dce
     for rel in ("input/dce.nii.gz", "input/labels.nii.gz", "truth/Ktrans.nii.gz", "maps/Ktrans.nii.gz",
                 "maps/fa.nii.gz", "maps/dce_fit.json", "maps/summary.csv", "summary_vs_truth.csv", "demo.png"):
         assert (out / rel).exists(), rel

@@ -493,13 +493,216 @@ def stats_cmd(
 
 
 
-# ---------------------------------------------------------------------------- demo
+# ---------------------------------------------------------------------------- PIPE-A: study pipeline (init, run, predict, demo)
+
+
+def _study_table(study, *, show_identifiers: bool) -> None:
+    """What discovery found: one row per series, grouped by patient and session, then the problems."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"{study.study_dir}: {len(study.patients)} patient(s), {study.n_dicom} DICOM files",
+                  title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
+    for h in ("patient", "session", "role", "series", "files", "details", "time point"):
+        table.add_column(h, no_wrap=h not in ("series", "details"), overflow="fold")
+    for p in study.patients:
+        name = p.patient_id if show_identifiers else p.pseudonym
+        tp_of = {}
+        for key, s in p.timepoints.items():
+            for uid in s.series_uids:
+                tp_of.setdefault(uid, []).append(key)
+        for s in p.lu177:
+            tp_of.setdefault(s.series_uid, []).append("lu177")
+        first, last_session = True, None
+        for s in sorted(p.series, key=lambda s: (s.date or __import__("datetime").date.min, s.study_uid,
+                                                 s.acquired or __import__("datetime").datetime.min)):
+            if s.role == "seg" or s.role == "rtstruct":
+                detail = ", ".join(s.segment_labels)
+            elif s.role == "dce":
+                detail = f"{s.n_temporal} frames"
+            elif s.role == "vfa":
+                detail = "flip " + "/".join(f"{a:g}" for a in s.flip_angles) + " deg"
+            elif s.tracer:
+                detail = s.tracer
+            else:
+                detail = ""
+            session = (s.date.isoformat() if s.date else "?") if s.study_uid != last_session else ""
+            last_session = s.study_uid
+            table.add_row(escape(name) if first else "", session, s.role, escape(s.description or s.modality),
+                          str(len(s.files)), escape(detail), ", ".join(tp_of.get(s.series_uid, [])))
+            first = False
+        therapy = (f"{p.therapy_date.isoformat()} ({p.therapy_source})" if p.therapy_date else "unknown")
+        table.add_row("", "", "[dim]therapy[/]", f"[dim]{p.therapy_type or '?'} {therapy}[/]", "", "", "",
+                      end_section=True)
+    out.print(table)
+    for q in study.problems:
+        text = str(q)
+        if show_identifiers:
+            p = next((x for x in study.patients if x.pseudonym == getattr(q, "patient", "")), None)
+            text = text.replace(p.pseudonym, p.patient_id, 1) if p is not None else text
+        out.print(f"[yellow]problem:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def _file_progress(quiet: bool):
+    """A rich bar over the files of a study (discovery), on stderr."""
+    if quiet:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]discovery"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+                  TimeElapsedColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("discovery", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+@app.command("init")
+@handle_errors
+def init_cmd(
+    study: Path = typer.Argument(..., help="Study folder: patients' DICOM in any layout."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing STUDY/study.yaml."),
+    show_identifiers: bool = typer.Option(False, "--show-identifiers",
+                                          help="Show PatientIDs instead of pseudonyms (P001...)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar or table; only write study.yaml."),
+) -> None:
+    """Scan STUDY, write STUDY/study.yaml (every setting with its default and a comment) and show what was found."""
+    from .pipeline import StudyConfig, default_yaml, discover_study, load_config
+    from .io import write_text
+
+    target = study / "study.yaml"
+    if not study.is_dir():
+        raise TheraquantError(f"STUDY {study} does not exist or is not a folder; give the folder holding the "
+                              "study's DICOM files")
+    if target.exists() and not overwrite:
+        raise TheraquantError(f"{target} exists; pass --overwrite to rewrite it (its valid values are kept)")
+    try:
+        config = load_config(target) if target.exists() else StudyConfig()
+    except TheraquantError:
+        config = StudyConfig()  # an invalid file is replaced by the defaults
+    with _file_progress(quiet) as progress:
+        found = discover_study(study, config=config, progress=progress)
+    ids = tuple(p.patient_id for p in found.patients)
+    write_text(default_yaml(config, patient_ids=ids, header=f"written by theraquant init for {len(ids)} "
+                                                             "patient(s); edit and run: theraquant run STUDY --out "
+                                                             "RESULTS"), target)
+    if not quiet:
+        _study_table(found, show_identifiers=show_identifiers)
+        out.print(f"settings    {target}", highlight=False)
+
+
+@app.command("run")
+@handle_errors
+def run_cmd(
+    study: Path = typer.Argument(..., help="Study folder: patients' DICOM in any layout, optional study.yaml."),
+    results: Path = typer.Option(..., "--out", help="RESULTS folder (docs/results-layout.md)."),
+    workers: int = typer.Option(2, "--workers", help="Dask worker processes of the local cluster."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Address of an existing Dask scheduler "
+                                            "(tcp://host:8786) instead of a local cluster."),
+    resume: bool = typer.Option(False, "--resume", help="Keep the patients an interrupted run finished."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the outputs of an earlier run in --out."),
+    show_identifiers: bool = typer.Option(False, "--show-identifiers", help="Write PatientIDs and real dates "
+                                          "(default: pseudonyms P001... and dates shifted per patient)."),
+    key: Optional[Path] = typer.Option(None, "--key", help="Write the pseudonym -> PatientID key (CSV) here, "
+                                       "outside RESULTS."),
+    no_dicom: bool = typer.Option(False, "--no-dicom", help="Skip the DICOM export of the results."),
+    no_report: bool = typer.Option(False, "--no-report", help="Skip report.html / report.pdf."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars or messages (for scripts)."),
+) -> None:
+    """Run a study: every patient in parallel (Dask), then lesions.csv, cohort statistics, predictor, DICOM, report."""
+    from .pipeline import RunSettings, run_study
+
+    settings = RunSettings(out=results, workers=workers, scheduler=scheduler, resume=resume, overwrite=overwrite,
+                           show_identifiers=show_identifiers, key=key, dicom=not no_dicom, report=not no_report,
+                           quiet=quiet)
+    run = run_study(study, settings)
+    if quiet:
+        return
+    status = run.patients["status"].value_counts().to_dict() if "status" in run.patients.columns else {}
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(status.items()))
+    out.print(f"patients    {len(run.patients)} ({counts}); {len(run.ran)} run now, {len(run.resumed)} kept",
+              highlight=False)
+    out.print(f"lesions     {len(run.lesions)} in {run.results_dir / 'lesions.csv'}", highlight=False)
+    n_fail = len(run.failures)
+    out.print(f"failures    {n_fail} in {run.results_dir / 'failures.csv'}", highlight=False)
+    if key is not None:
+        out.print(f"key         {key}", highlight=False)
+    out.print(f"done in {run.elapsed_s:.1f} s")
+
+
+@app.command("predict")
+@handle_errors
+def predict_cmd(
+    model: Path = typer.Argument(..., help="model.json of a study run (RESULTS/model.json)."),
+    patient_dir: Path = typer.Argument(..., help="Folder of the new patient's baseline DICOM with lesion masks."),
+    out_dir: Path = typer.Option(..., "--out", help="Output folder (predictions.csv, predictions.json, maps)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the outputs of an earlier prediction."),
+) -> None:
+    """Probability of response of each lesion of a new patient from a saved predictor."""
+    import time
+
+    from .pipeline import run_predict
+
+    t0 = time.perf_counter()
+    res = run_predict(model, patient_dir, out_dir, overwrite=overwrite)
+    rows = []
+    for r in res.predictions.itertuples(index=False):
+        prob = getattr(r, "probability", float("nan"))
+        rows.append([str(r.patient), str(r.lesion), "" if prob != prob else f"{prob:.3f}",
+                     str(getattr(r, "predicted_response", "")), f"{getattr(r, 'cutoff', float('nan')):.3f}",
+                     str(getattr(r, "status", ""))])
+    _print_rows("predicted response per lesion", ["patient", "lesion", "p", "responder", "cut-off", "status"],
+                rows, n_text=2)
+    for f in res.failures:
+        err.print(f"[yellow]failed:[/] {f.patient} {f.step} {f.file}: {f.message}", highlight=False,
+                  soft_wrap=True)
+    out.print(f"predictions {Path(out_dir) / 'predictions.csv'}", highlight=False)
+    out.print(f"done in {time.perf_counter() - t0:.1f} s")
 
 
 @app.command("demo")
 @handle_errors
 def demo(
-    out_dir: Path = typer.Option(Path("theraquant-demo"), "--out", help="Output folder."),
+    out_dir: Path = typer.Option(Path("theraquant-demo"), "--out", help="Demo folder (tare/ and prrt/ inside)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write into a folder holding something other "
+                                   "than an earlier demo (an earlier demo is always replaced)."),
+    workers: int = typer.Option(2, "--workers", help="Dask worker processes."),
+    seed: int = typer.Option(2026, "--seed", help="Seed of the phantom studies."),
+    no_dicom: bool = typer.Option(False, "--no-dicom", help="Skip the DICOM export of the results."),
+    no_report: bool = typer.Option(False, "--no-report", help="Skip the reports."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars or messages."),
+) -> None:
+    """Two phantom studies (TARE, PRRT) as real DICOM through the whole pipeline, compared with their truth."""
+    from .pipeline import run_demo
+
+    def say(text: str) -> None:
+        if not quiet:
+            err.print(text, highlight=False, soft_wrap=True)
+
+    run = run_demo(out_dir, overwrite=overwrite, workers=workers, seed=seed, dicom=not no_dicom,
+                   report=not no_report, quiet=quiet, log=say)
+    if quiet:
+        return
+    for design, val in run.validation.items():
+        rows = []
+        for name, v in val.items():
+            if "bias" in v:
+                rows.append([name, v["unit"], str(v["n"]), f"{v['bias']:.3g}", f"{v['bias_pct']:+.1f}%",
+                             f"[{v['loa_low']:.3g}, {v['loa_high']:.3g}]"])
+            else:
+                rows.append([name, v["unit"], str(v["n"]), "", f"{100 * v['agreement']:.0f}% agree", ""])
+        _print_rows(f"{design.upper()} phantom study: recovered vs truth (Bland-Altman)",
+                    ["biomarker", "unit", "n", "bias", "bias %", "limits of agreement"], rows, n_text=2)
+        res = run.out_dir / design / "results"
+        out.print(f"{design:<11} {res}/ (lesions.csv, vs_truth.csv, validation.json, report.html)", highlight=False)
+    out.print(f"done in {run.elapsed_s:.1f} s")
+
+
+@dce_app.command("demo")
+@handle_errors
+def dce_demo(
+    out_dir: Path = typer.Option(Path("theraquant-dce-demo"), "--out", help="Output folder."),
     model: str = typer.Option("dual_input_etofts", "--model", help="Model fitted to the phantom."),
     noise: float = typer.Option(0.02, "--noise", help="Gaussian noise SD added to the phantom, mM."),
     seed: int = typer.Option(2026, "--seed", help="Seed of the noise."),
@@ -508,11 +711,11 @@ def demo(
     """DCE-MRI demo on the built-in synthetic liver phantom: maps, summary table (fitted vs truth), PNG figure."""
     import time
 
-    from .pipeline import run_demo
+    from .pipeline import run_dce_demo
 
     t0 = time.perf_counter()
     with _voxel_progress(f"fitting {model}") as progress:
-        run = run_demo(out_dir, model=model, noise_sd=noise, seed=seed, overwrite=overwrite, progress=progress)
+        run = run_dce_demo(out_dir, model=model, noise_sd=noise, seed=seed, overwrite=overwrite, progress=progress)
     rows = [[r.name, r.parameter, r.units, str(r.n_voxels), f"{r.truth_median:.4g}", f"{r.median:.4g}",
              f"{100 * r.median_rel_error:+.1f}%", f"{r.iqr:.3g}"] for r in run.vs_truth.itertuples(index=False)]
     _print_rows(f"{model} fit of the liver phantom vs truth (median per label)",

@@ -554,8 +554,13 @@ def _start_client(settings: RunSettings) -> tuple[Any, Any]:
         except (OSError, TimeoutError) as exc:
             raise TheraquantError(f"--scheduler {settings.scheduler}: cannot connect ({exc})", argument="scheduler",
                                   fix="start the scheduler first (dask scheduler) or omit --scheduler") from None
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False,
-                          "logging.distributed": "error"}):
+    import os
+
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
+    # numba's threads per worker: the cores shared out, so workers do not oversubscribe them
+    environ.setdefault("NUMBA_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // settings.workers)))
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                          "logging.distributed": "error", "distributed.nanny.pre-spawn-environ": environ}):
         cluster = LocalCluster(n_workers=settings.workers, threads_per_worker=1, processes=settings.processes,
                                memory_limit=settings.memory_limit, dashboard_address=None,
                                silence_logs=logging.ERROR)
@@ -564,7 +569,7 @@ def _start_client(settings: RunSettings) -> tuple[Any, Any]:
 
 
 def run_study(study_dir: str | Path, settings: RunSettings, *, config: StudyConfig | None = None,
-              process: Callable | None = None) -> StudyRun:
+              process: Callable | None = None, client: Any = None) -> StudyRun:
     """Run a whole study: every patient in parallel, then the cohort tables, statistics, DICOM and report.
 
     Parameters
@@ -578,6 +583,8 @@ def run_study(study_dir: str | Path, settings: RunSettings, *, config: StudyConf
     process : callable, optional
         ``process(patient, config, out_dir, *, study_dir) -> PatientOutcome``, the per-patient step
         (default :func:`theraquant.pipeline.process_patient`); must be picklable for process workers.
+    client : distributed.Client, optional
+        An open Dask client to use (and leave open) instead of the cluster ``settings`` describe.
 
     Returns
     -------
@@ -657,7 +664,7 @@ def run_study(study_dir: str | Path, settings: RunSettings, *, config: StudyConf
         ran: list[str] = []
         if todo:
             ran = _run_patients(todo, config, out, root, process, shash, private, settings, rep, status, study,
-                                settings_rec, started, len(resumed))
+                                settings_rec, started, len(resumed), client)
         # aggregate
         tables = _read_patient_tables(out, names)
         LESION_COLUMNS, PATIENT_COLUMNS, CURVE_COLUMNS, DVH_COLUMNS = _columns()
@@ -807,11 +814,14 @@ def _provenance(study: Study, shown: list[PatientStudy], config: StudyConfig, se
 
 def _run_patients(todo: list[PatientStudy], config: StudyConfig, out: Path, root: Path, process: Callable,
                   shash: str, private: bool, settings: RunSettings, rep: _Reporter, status: dict, study: Study,
-                  settings_rec: dict, started: str, n_done: int) -> list[str]:
+                  settings_rec: dict, started: str, n_done: int, client: Any = None) -> list[str]:
     """Submit one Dask task per patient; record each as it finishes (manifest updated atomically)."""
     from distributed import as_completed
 
-    client, cluster = _start_client(settings)
+    own = client is None
+    cluster = None
+    if own:
+        client, cluster = _start_client(settings)
     ran: list[str] = []
     try:
         futures = {}
@@ -835,11 +845,12 @@ def _run_patients(todo: list[PatientStudy], config: StudyConfig, out: Path, root
                          "yellow")
             _write_manifest(out, settings_rec, patients=status, study=study, complete=False, started=started)
     finally:
-        with contextlib.suppress(Exception):
-            client.close()
-        if cluster is not None:
+        if own:
             with contextlib.suppress(Exception):
-                cluster.close()
+                client.close()
+            if cluster is not None:
+                with contextlib.suppress(Exception):
+                    cluster.close()
     return ran
 
 
