@@ -15,7 +15,7 @@ from ..image import Image
 from ..provenance import to_jsonable
 from ._atomic import atomic_path, atomic_paths
 
-__all__ = ["read_nifti", "write_nifti", "sidecar_path"]
+__all__ = ["read_nifti", "write_nifti", "sidecar_path", "read_label_image"]
 
 # (z, y, x) index order and LPS <-> NIfTI (i, j, k) = (x, y, z) and RAS
 _PERM = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=float)
@@ -262,3 +262,54 @@ def write_nifti(image: Image, path: str | Path, *, sidecar: Mapping[str, Any] | 
                 side.unlink()
             nib.save(nii, str(tmp_map))
     return path
+
+
+def read_label_image(path: str | Path, *, argument: str = "mask") -> Image:
+    """Read a 3-D NIfTI mask or label image as integer labels (int32; 0 is background).
+
+    Refuses what would otherwise be silently rounded or thresholded: NaN voxels, probability
+    (fractional) masks and non-integer labels (an image resampled with linear interpolation),
+    each with the fix.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.nii`` / ``.nii.gz`` label image (boolean, integer, or float holding whole numbers).
+    argument : str
+        How the image is named in messages (``"--mask"`` on the command line, ``"mask"`` in the API).
+
+    Raises
+    ------
+    TheraquantError
+        Not 3-D, NaN voxels, fractional values, labels beyond int32.
+    """
+    path = Path(path)
+    img = read_nifti(path, mmap=False)
+    who = f"{argument} {path.name}" if argument.startswith("-") else f"{argument}={path.name!r}"
+    if img.array.ndim != 3:
+        raise TheraquantError(f"{who}: a mask or label image must be 3-D, got shape {img.array.shape}")
+    arr = np.asarray(img.array)
+    if arr.dtype == bool or np.issubdtype(arr.dtype, np.integer):
+        if arr.size and (arr.min() < np.iinfo(np.int32).min or arr.max() > np.iinfo(np.int32).max):
+            raise TheraquantError(f"{who}: labels beyond the int32 range; renumber the labels 1, 2, 3...")
+        return img.with_array(arr.astype(np.int32), units="")
+    arr = arr.astype(np.float64, copy=False)
+    nan = np.isnan(arr)
+    if nan.any():
+        raise TheraquantError(f"{who}: {int(nan.sum())} NaN voxel(s); a label image needs a whole number in "
+                              "every voxel (0 = background): set NaN to 0 (np.nan_to_num) and save it again")
+    if not np.all(np.isfinite(arr)):
+        raise TheraquantError(f"{who}: infinite voxel values; a label image holds whole numbers (0 = background)")
+    frac = arr != np.round(arr)
+    if frac.any():
+        example = float(arr[frac].flat[0])
+        if arr.min() >= 0 and arr.max() <= 1:
+            raise TheraquantError(
+                f"{who}: a probability (fractional) mask, values between 0 and 1 such as {example:.3g}; "
+                "threshold it into a binary mask first (e.g. mask >= 0.5, or fslmaths in -thr 0.5 -bin out)")
+        raise TheraquantError(
+            f"{who}: non-integer labels such as {example:.6g} in {int(frac.sum())} voxel(s) (resampled with "
+            "linear interpolation?); resample label images with nearest-neighbour interpolation")
+    if arr.size and (arr.min() < np.iinfo(np.int32).min or arr.max() > np.iinfo(np.int32).max):
+        raise TheraquantError(f"{who}: labels beyond the int32 range (e.g. {arr.max():.3g}); renumber the labels")
+    return img.with_array(arr.astype(np.int32), units="")
