@@ -111,6 +111,61 @@ def _one_line_warnings(func: Callable):
         yield
 
 
+#: Response categories a cohort may simply lack (a --responder value absent from the table is then no typo).
+_RESPONSE_CATEGORIES = {"cr", "pr", "sd", "pd", "ne", "cmr", "pmr", "smd", "pmd", "nmd", "1", "0", "yes", "no",
+                        "true", "false", "responder", "non-responder", "nonresponder"}
+
+
+def _stats_check_table(data, path: Path, *, outcome: str, columns: list, responder: Optional[str],
+                       allow_duplicates: bool):
+    """Refuse what would silently bend cohort statistics: repeated rows or lesion ids, infinite values,
+    --responder values that match nothing (matched case-insensitively). Rows are counted from 1 (the
+    first data row)."""
+    import numpy as np
+    import pandas as pd
+
+    def rows(mask) -> str:
+        idx = np.flatnonzero(np.asarray(mask))
+        return ", ".join(str(i + 1) for i in idx[:8]) + (" ..." if idx.size > 8 else "")
+
+    name = path.name
+    if not allow_duplicates:
+        dup = data.duplicated(keep=False).to_numpy()
+        if dup.any():
+            raise TheraquantError(f"{name}: data rows {rows(dup)} are identical (a copied row counts a lesion twice); "
+                                  "remove the copies, or pass --allow-duplicates")
+        lesion = next((c for c in ("lesion_id", "lesion") if c in data.columns), None)
+        if lesion is not None:
+            patient = next((c for c in ("patient", "patient_id", "subject", "pid") if c in data.columns), None)
+            keys = [patient, lesion] if patient else [lesion]
+            dup = (data.duplicated(subset=keys, keep=False) & data[keys].notna().all(axis=1)).to_numpy()
+            if dup.any():
+                first = data.loc[dup, keys].iloc[0].tolist()
+                raise TheraquantError(f"{name}: {'/'.join(keys)} {'/'.join(map(str, first))} occurs in data rows "
+                                      f"{rows(dup)}; each lesion needs one row: fix the ids, or pass --allow-duplicates")
+    for col in dict.fromkeys([outcome, *columns]):
+        if col in data.columns and pd.api.types.is_numeric_dtype(data[col]) and data[col].dtype != bool:
+            bad = np.isinf(data[col].to_numpy(dtype=float))
+            if bad.any():
+                raise TheraquantError(f"{name}: column {col!r} is infinite in data row(s) {rows(bad)}; every value "
+                                      "must be a finite number (or empty when missing): fix or remove the row(s)")
+    if responder:
+        if outcome not in data.columns:
+            raise TheraquantError(f"--outcome column {outcome!r} not in the table; its columns are {list(data.columns)!r}")
+        wanted = {v.strip().lower() for v in responder.split(",") if v.strip()}
+        col = data[outcome]
+        text = col.map(lambda v: (f"{v:g}" if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                                  else str(v)).strip().lower(), na_action="ignore")
+        found = sorted(set(text.dropna()))
+        missing = sorted(wanted - set(found))
+        if not wanted & set(found) or any(m not in _RESPONSE_CATEGORIES for m in missing):
+            raise TheraquantError(f"--responder value(s) {missing} never occur in {outcome!r} (compared "
+                                  f"case-insensitively; its values: {found[:12]}); give --responder from these")
+        data = data.copy()
+        data[outcome] = text.isin(wanted).astype(float).where(col.notna())
+    return data
+
+
 @contextlib.contextmanager
 def _voxel_progress(description: str):
     """A rich progress bar on stderr fed by an engine's ``progress(done, total)`` callback.
@@ -263,8 +318,9 @@ def pet_suv(
 
     if normalization not in _PET_NORMALIZATIONS:
         raise TheraquantError(f"--normalization must be one of {', '.join(_PET_NORMALIZATIONS)}, got {normalization!r}")
-    if out_path.exists() and not overwrite:
-        raise FileExistsError(f"{out_path} exists; pass --overwrite to replace it")
+    from .pipeline import check_output_file
+
+    check_output_file(out_path, overwrite, inputs=[series_dir], suffixes=(".nii.gz", ".nii"))  # HARD
     overrides = {k: v for k, v in dict(weight_kg=weight_kg, height_m=height_m, sex=sex,
                                        injected_dose_bq=injected_dose_bq, injection_time=injection_time,
                                        half_life_s=half_life_s, scan_time=scan_time,
@@ -331,21 +387,27 @@ def pet_metrics(
                                                 help="MTV rule: an SUV (2.5), a % of SUVmax ('41%') or 'percist'."),
     sphere_ml: float = typer.Option(1.0, "--sphere-ml", help="SUVpeak sphere volume, mL."),
     out_json: Optional[Path] = typer.Option(None, "--out", help="Write the metrics and provenance as JSON."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
 ) -> None:
     """SUVmax, SUVmean, SUVpeak, MTV and TLG per lesion label (and the PERCIST liver reference)."""
     import numpy as np
 
-    from .io import read_nifti
+    from .io import read_label_image, read_nifti
+    from .pipeline import check_output_file
+    from .quantities import check_quantity
+
+    if out_json is not None:  # HARD: checked before any work; never onto an input, even with --overwrite
+        check_output_file(out_json, overwrite, inputs=[suv_path, mask_path, liver_mask], suffixes=(".json",))
     from .pet import lesion_metrics, liver_reference
     from .provenance import provenance, write_json
 
     img = read_nifti(suv_path, mmap=False)
     if img.array.ndim != 3:
         raise TheraquantError(f"{suv_path.name}: SUV image must be 3-D, got shape {img.array.shape}")
-    mask_img = read_nifti(mask_path, mmap=False)
+    mask_img = read_label_image(mask_path, argument="--mask")  # NaN, probabilities, 2.6: errors
     img.check_same_grid(mask_img, names=("SUV", "mask"))
     values = np.asarray(img.array, dtype=np.float64)
-    labels = np.rint(np.asarray(mask_img.array)).astype(np.int64)
+    labels = np.asarray(mask_img.array, dtype=np.int64)
     ids = [int(i) for i in np.unique(labels) if i != 0]
     if not ids:
         raise TheraquantError(f"{mask_path.name}: the mask is empty (no non-zero voxel)")
@@ -356,9 +418,17 @@ def pet_metrics(
         except ValueError:
             raise TheraquantError(f"--mtv-threshold must be an SUV, a percentage ('41%') or 'percist', "
                                   f"got {mtv_threshold!r}") from None
+        check_quantity("suv_threshold", threshold, argument="--mtv-threshold")  # 41 meaning 41 %? negative?
+    elif threshold is not None and threshold.strip().endswith("%"):
+        try:
+            percent = float(threshold.strip()[:-1])
+        except ValueError:
+            raise TheraquantError(f"--mtv-threshold {mtv_threshold!r}: a percentage of SUVmax is a number "
+                                  "followed by %, e.g. '41%'") from None
+        check_quantity("percent", percent, argument="--mtv-threshold")
     liver = None
     if liver_mask is not None:
-        liver_img = read_nifti(liver_mask, mmap=False)
+        liver_img = read_label_image(liver_mask, argument="--liver-mask")
         img.check_same_grid(liver_img, names=("SUV", "liver mask"))
         liver = liver_reference(values, img.spacing_mm, liver_mask=np.asarray(liver_img.array) > 0)
         out.print(liver.summary(), highlight=False)
@@ -381,16 +451,9 @@ def pet_metrics(
 
 # ---------------------------------------------------------------------------- stats command
 def _stats_read_table(path: Path):
-    import pandas as pd
+    from .io import read_table
 
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file; give a lesion table (.csv or .parquet)")
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    if suffix in (".csv", ".txt", ".tsv"):
-        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
-    raise TheraquantError(f"{path}: unknown table type {suffix!r}; give a .csv, .tsv or .parquet file")
+    return read_table(path, argument="TABLE")  # HARD: empty, non-UTF-8, malformed: one line naming the file
 
 
 def _stats_parse_strata(text: Optional[str]) -> dict:
@@ -438,6 +501,8 @@ def stats_cmd(
     folds: int = typer.Option(5, "--folds", help="Cross-validation folds (grouped by patient)."),
     save_model: Optional[Path] = typer.Option(None, "--save-model", help="Fit the predictor on all markers; write its JSON."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing --json / --save-model files."),
+    allow_duplicates: bool = typer.Option(False, "--allow-duplicates", help="Accept repeated rows or lesion ids "
+                                          "(by default an error: a copied row counts a lesion twice)."),
 ) -> None:
     """Cohort statistics of a lesion table: ROC, cut-offs, group tests, logistic/GEE, predictor."""
     from rich.table import Table
@@ -445,22 +510,18 @@ def stats_cmd(
     from .provenance import provenance, write_json
     from .stats import analyze, fit_predictor
 
-    for target in (json_out, save_model):
-        if target is not None and target.exists() and not overwrite:
-            raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
+    from .pipeline import check_output_file
+
+    for option, target, other in (("--json", json_out, save_model), ("--save-model", save_model, json_out)):
+        if target is not None:  # HARD: before any work; never onto the table or the other output
+            check_output_file(target, overwrite, inputs=[table], option=option, suffixes=(".json",),
+                              others={"--save-model" if option == "--json" else "--json": other})
     if cluster and no_cluster:
         raise TheraquantError("give either --cluster COL or --no-cluster, not both")
     data = _stats_read_table(table)
-    if responder:
-        if outcome not in data.columns:
-            raise TheraquantError(f"--outcome column {outcome!r} not in the table; its columns are {list(data.columns)!r}")
-        values = {v.strip() for v in responder.split(",") if v.strip()}
-        seen = set(data[outcome].dropna().astype(str))
-        if not values & seen:
-            raise TheraquantError(f"--responder values {sorted(values)!r} never occur in {outcome!r} "
-                                  f"(its values: {sorted(seen)[:10]!r})")
-        data[outcome] = data[outcome].astype(str).isin(values).astype(int).where(data[outcome].notna())
     marker_list = [m.strip() for m in markers.split(",") if m.strip()]
+    data = _stats_check_table(data, table, outcome=outcome, columns=[*marker_list, *([dose] if dose else [])],
+                              responder=responder, allow_duplicates=allow_duplicates)  # HARD
     report = analyze(data, outcome, marker_list, cluster=None if no_cluster else (cluster or "auto"),
                      n_boot=n_boot, seed=seed, n_splits=folds, dose=dose, strata=_stats_parse_strata(strata),
                      group=group, paired=_stats_parse_paired(paired))
@@ -479,8 +540,9 @@ def stats_cmd(
     model = None
     if save_model is not None:
         model = fit_predictor(data, outcome, marker_list, cluster=report.cluster, n_splits=folds)
-        save_model.parent.mkdir(parents=True, exist_ok=True)
-        save_model.write_text(model.to_json() + "\n")
+        from .io import write_text
+
+        write_text(model.to_json() + "\n", save_model)  # atomic
         out.print(f"predictor written to {save_model} (cut-off p >= {model.cutoff:.4f})", highlight=False)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,8 @@ NIfTI's RAS frame is converted to the package's LPS convention here and only her
 """
 
 from ._dicom import read_dicom_series, read_dicom_headers, group_series
-from ._nifti import read_nifti, write_nifti, sidecar_path
+from ._nifti import read_label_image, read_nifti, write_nifti, sidecar_path
+from ._tables import read_table
 from ._atomic import (TEMP_PREFIX, atomic_path, atomic_paths, atomic_write, clean_temporaries, write_json, write_table,
                       write_text)
 from ._seg import Segmentation, read_seg, write_seg  # DICOM results (issue #12)
@@ -16,7 +17,7 @@ from ._write_series import write_dicom_series  # source DICOM writer (phantom st
 
 __all__ = ["read_nifti", "write_nifti", "sidecar_path", "read_dicom_series", "read_dicom_headers",
            "group_series", "atomic_write", "atomic_path", "atomic_paths", "clean_temporaries", "write_json",
-           "write_text", "write_table", "TEMP_PREFIX"]
+           "write_text", "write_table", "TEMP_PREFIX", "read_label_image", "read_table"]
 __all__ += ["Segmentation", "read_seg", "write_seg", "read_rtstruct", "write_rtstruct",  # DICOM results (#12)
             "PARAMETRIC_QUANTITIES", "write_parametric_map", "read_parametric_map", "write_rt_dose", "read_rt_dose"]
 __all__ += ["write_dicom_series"]  # source DICOM writer (phantom studies)
