@@ -39,7 +39,7 @@ import numpy as np
 from .errors import TheraquantError
 
 __all__ = ["Quantity", "QUANTITIES", "PlausibilityWarning", "check_quantity", "check_frame_times",
-           "probable_units"]
+           "check_tia_total", "probable_units", "HALF_LIVES_S"]
 
 
 class PlausibilityWarning(UserWarning):
@@ -178,6 +178,13 @@ QUANTITIES: Mapping[str, Quantity] = MappingProxyType({
              "time first (permanent_implant_tia for 90Y microspheres, fit_tac for 177Lu)",
         source="activity images total <= 3e10 Bq (30 GBq); a therapy TIA is activity x mean life "
                "(90Y 3.3e5 s, 177Lu 8.3e5 s): >= 1e12 Bq s even for a 1 % lesion share"),
+    "mass_kg": Quantity(
+        "tissue mass (tumour, liver, lung)", "kg", (0.0, 100.0), (1e-5, 10.0), (("g", 1e-3), ("mg", 1e-6)),
+        typical=1.0, source="a 10 mg lesion to a 5 kg liver (hepatomegaly); the whole body is < 700 kg"),
+    "administered_activity_gbq": Quantity(
+        "administered activity", "GBq", (0.0, 1000.0), (0.01, 30.0), (("MBq", 1e-3), ("mCi", 0.037),
+                                                                     ("Bq", 1e-9)), typical=2.0,
+        source="90Y radioembolization 0.3-5 GBq, 177Lu 7.4 GBq per cycle; 30 GBq margin"),
     "suv_threshold": Quantity(
         "absolute SUV threshold", "g/mL", (0.0, 1000.0), (0.1, 25.0), (), typical=2.5, lower_open=False,
         hint="a threshold relative to SUVmax is written as a percentage: '41%'",
@@ -408,6 +415,31 @@ def check_frame_times(t: Any, *, argument: str | None = "t", strict: Literal["wa
         return
     _check("frame_interval_s", float(np.median(steps)), argument=argument, strict=strict, reference=None,
            label=f"{who}, median interval", stacklevel=4)
+
+
+def check_tia_total(tia_bq_s: Any, *, argument: str | None = "tia_bq_s",
+                    strict: Literal["warn", "raise"] = "warn") -> None:
+    """Warn when an image given as time-integrated activity (Bq s) holds an activity (Bq).
+
+    A therapy activity image (90Y, 177Lu: 0.3-11 GBq administered, most of it in the field of
+    view) totals 1e8-3e10 Bq; its time-integrated activity is that times a mean life of days
+    (90Y 3.3e5 s, 177Lu 8.3e5 s), >= 5e10 Bq s even for a small lesion share. A total in
+    [1e8, 5e10) is therefore an activity; smaller totals (1 MBq s point sources for S values,
+    unit tests) are not judged.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_tia_total(np.full((4, 4, 4), 3e12 / 64))  # 3e12 Bq s: fine
+    >>> check_tia_total(np.full((4, 4, 4), 2e9 / 64), strict="raise")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    theraquant.errors.TheraquantError: tia_bq_s (sum): 2e+09 Bq s is implausible ... not a time-integrated activity ...
+    """
+    total = float(np.sum(np.asarray(tia_bq_s, dtype=np.float64)))
+    if 1e8 <= total < 5e10:
+        _check("tia_total_bq_s", total, argument=argument, strict=strict, reference=None,
+               label=f"{argument} (sum)" if argument else "sum", stacklevel=4)
 
 
 def _error(message: str, argument: str | None) -> TheraquantError:
