@@ -110,6 +110,7 @@ def test_broken_series_fails_only_its_step(study, tmp_path):
     out = process_patient(s.patients[0], s.config, tmp_path / "res", study_dir=broken)
     assert [f.step for f in out.failures] == ["fmiso"]
     assert out.failures[0].file.startswith("pet/fmiso/")
+    assert "DecayCorrection" in out.failures[0].message and "im0000" in out.failures[0].message
     les = out.lesions.set_index("lesion")
     assert np.isnan(les.loc["1", "t_bp"]) and "fmiso failed" in les.loc["1", "notes"]
     assert les.loc["1", "ktrans"] == pytest.approx(0.25, rel=0.02)       # the rest still computed

@@ -137,8 +137,13 @@ def _as_3d(image: Image) -> Image:
 def _series_folder(files: Sequence[Path]) -> Iterator[Path]:
     """A temporary folder of links to exactly these files (a series may be spread over folders)."""
     with tempfile.TemporaryDirectory(prefix="tq_series_") as tmp:
+        used: set[str] = set()
         for i, f in enumerate(files):
-            dst = Path(tmp) / f"{i:06d}_{Path(f).name}"
+            name = Path(f).name  # the file's own name (messages name it), unless two share it
+            if name in used:
+                name = f"{i:06d}_{name}"
+            used.add(name)
+            dst = Path(tmp) / name
             try:
                 os.symlink(Path(f).resolve(), dst)
             except OSError:  # no symlinks (some file systems): copy
@@ -248,10 +253,13 @@ class _Run:
             return read_dicom_series(d, series_uid=series.series_uid, modality=modality, dtype=dtype)
 
     def read_suv(self, series: Any, normalization: str) -> Image:
+        """SUV image of a PT series: io reads it, :func:`theraquant.pet.suv_image` applies the SUV rules."""
         from .. import pet
+        from ..io import read_pet_series
 
         with _series_folder(series.files) as d:
-            return pet.read_suv(d, normalization=normalization, series_uid=series.series_uid)
+            ps = read_pet_series(d, series_uid=series.series_uid)
+        return pet.suv_image(ps.image, ps.headers, names=list(ps.names), normalization=normalization)
 
     def _read_seg(self, seg_series: Any, path: Path, reference: Image) -> Any:
         from .. import io
