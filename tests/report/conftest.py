@@ -159,22 +159,30 @@ def make_results(root: Path, *, truth: bool = True, show_identifiers: bool = Fal
     (root / "cohort.json").write_text(json.dumps(cohort))
     (root / "cohort.txt").write_text("cohort summary\n")
     (root / "model.json").write_text(json.dumps({"markers": ["t_bp", "dmean_gy"], "cv_auc": 0.771}))
+    # provenance.json and study.json as pipeline._run writes them (theraquant.provenance.provenance record)
     (root / "provenance.json").write_text(json.dumps({
-        "software": "theraquant", "version": "0.9.0", "run_finished": "2026-12-03T18:00:00Z",
-        "settings": {"therapy": {"date": None, "type": "tare"},
-                     "dce": {"model": None, "r1": 4.5, "hematocrit": 0.45, "t10_blood_s": 1.6},
-                     "fmiso": {"threshold": 1.29, "normalization": "bw"},
-                     "dosimetry": {"method": "ldm", "density_g_ml": 1.04},
-                     "run": {"show_identifiers": show_identifiers, "workers": 2}},
-        "inputs": [{"patient": "P001", "role": "dce", "series_uid": "2.25.11", "PatientName": SECRET_NAME},
-                   {"patient": "P002", "role": "dce", "series_uid": "2.25.12", "PatientID": SECRET_ID}],
-        "warnings": ["P003: FDG follow-up missing"],
+        "Software": "theraquant", "SoftwareVersion": "0.9.0", "Created": "2026-12-03T18:00:00Z",
+        "Command": "run_study('STUDY', out='RESULTS')",
+        "Settings": {"study": {"therapy": {"date": None, "type": "tare"},
+                               "dce": {"model": None, "r1": 4.5, "hematocrit": 0.45, "t10_blood_s": 1.6},
+                               "fmiso": {"threshold": 1.29, "normalization": "bw"},
+                               "dosimetry": {"method": "ldm", "density_g_ml": 1.04}},
+                     "run": {"show_identifiers": show_identifiers, "workers": 2}, "settings_hash": "ab12"},
+        "Constants": {"y90_post_window_days": 7},
+        "InputSeries": {pid: {"dce_baseline": ["2.25.11"], "fmiso_baseline": ["2.25.12"]} for pid in pids},
+        "Inputs": [{"path": "P001/dce", "PatientName": SECRET_NAME}, {"path": "P002/dce", "PatientID": SECRET_ID}],
+        "Started": "2026-12-03T17:58:00Z", "RunTime_s": 123.4,
+        "Warnings": ["P003: FDG follow-up missing"], "Pseudonymised": not show_identifiers,
     }))
-    (root / "study.json").write_text(json.dumps({"patients": [
-        {"pseudonym": pid, "patient_id": SECRET_ID if pid == "P002" else "x", "therapy_source": "therapy.date",
-         "series": [{"role": r} for r in ("dce", "fmiso", "fdg", "fdg", "y90", "seg")],
-         "timepoints": {"dce_baseline": "2.25.1", "fmiso_baseline": "2.25.2", "fdg_baseline": "2.25.3",
-                        "fdg_followup": "2.25.4" if pid != "P003" else None, "y90_post": "2.25.5"}}
+    (root / "study.json").write_text(json.dumps({"study_dir": "/data/STUDY", "pseudonymised": not show_identifiers,
+                                                 "patients": [
+        {"patient": pid, "patient_id": SECRET_ID if pid == "P002" else "x", "therapy_type": "tare",
+         "therapy_source": "therapy.date",
+         "series": [{"role": r, "series_uid": f"2.25.{k}"} for k, r in enumerate(("dce", "fmiso", "fdg", "fdg", "y90", "seg"))],
+         "timepoints": {"dce_baseline": {"series_uid": "2.25.1"}, "fmiso_baseline": {"series_uid": "2.25.2"},
+                        "fdg_baseline": {"series_uid": "2.25.3"}, "y90_post": {"series_uid": "2.25.5"},
+                        **({"fdg_followup": {"series_uid": "2.25.4"}} if pid != "P003" else {})},
+         "missing": ["FDG PET at follow-up"] if pid == "P003" else []}
         for pid in pids]}))
     (root / "manifest.json").write_text(json.dumps({"patients": {p: {"status": "ok"} for p in pids}}))
     if truth:

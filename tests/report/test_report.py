@@ -85,6 +85,7 @@ def test_study_paragraph_is_generated_from_the_run(results_dir):
     assert "PERCIST 1.0 on SULpeak" in text
     assert "FMISO T/BP 1.29, Dmean 89.0 Gy" in text
     assert "1 step in 1 patient (fdg_followup ×1)" in text
+    assert "Missing: 1 item (listed under each patient)" in text
     assert "RadionuclideTotalDose (0018,1074) missing" in text  # the failures table
 
 
@@ -121,6 +122,7 @@ def test_patients_maps_curves_dvh_and_decisions(results_dir):
     assert text.count("SULpeak change -85 % vs thresholds -30 %/+30 % -> CMR") == 1
     assert text.count("PERCIST 1.0") >= 6
     assert "P003: 2 lesions; therapy TARE on 2026-03-15" in text and "FDG follow-up missing" in text
+    assert "missing: FDG PET at follow-up" in text
 
 
 def test_validation_section_from_truth(results_dir):
@@ -134,7 +136,8 @@ def test_provenance_lists_settings_and_warnings(results_dir):
     text = _text(_parse(results_dir / "report.html"), "provenance")
     assert "theraquant 0.9.0" in text
     assert "dce.r1" in text and "4.5" in text and "fmiso.threshold" in text and "dosimetry.method" in text
-    assert "2.25.11" in text  # input series UID
+    assert "2.25.11" in text and "InputSeries" in text  # input series UIDs
+    assert "123.4" in text and "2026-12-03T17:58:00Z" in text  # run time
     assert "P003: FDG follow-up missing" in text
 
 

@@ -80,13 +80,15 @@ def render_report(results_dir: str | Path, *, pdf: bool = True) -> ReportFiles:
                                                 "folder": "this RESULTS folder"})
     n_pat = len(res.patient_ids())
     run_time = None
-    for key in ("run_finished", "finished", "run_time", "run_started", "started", "created"):
+    for key in ("Started", "Created", "started", "created"):
         run_time = _find_key(res.provenance, key)
         if run_time:
             break
+    elapsed = _find_key(res.provenance, "RunTime_s")
     title = "theraquant study report"
     subtitle = (f"{n_pat} patients, {len(res.lesions)} lesions"
-                + (f"; results of the run of {run_time}" if run_time else "")
+                + (f"; results of the run started {run_time}" if run_time else "")
+                + (f" ({float(elapsed):.0f} s)" if isinstance(elapsed, (int, float)) else "")
                 + f"; rendered {rendered} by theraquant {__version__}. Pseudonymised unless the run showed identifiers; "
                 "for research use, not for clinical decisions.")
     root = Path(results_dir)

@@ -128,6 +128,9 @@ def study_section(res: Results) -> Section:
     if tps:
         parts.append("Time points: " + ", ".join(f"{k.replace('_', ' ')} ({v} patient{'s' if v != 1 else ''})"
                                                   for k, v in tps.items()) + ".")
+    missing = _collect_lists(res.study, "missing")
+    if missing:
+        parts.append(f"Missing: {len(missing)} item{'s' if len(missing) != 1 else ''} (listed under each patient).")
     model = _first(les["dce_model"]) if "dce_model" in les.columns else None
     model = model or _setting(res, "dce", "model")
     if model:
@@ -195,6 +198,28 @@ def _collect(obj: Any, key: str) -> list:
         for v in obj:
             out += _collect(v, key)
     return out
+
+
+def _collect_lists(obj: Any, key: str) -> list:
+    out: list = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k == key and isinstance(v, list):
+                out += v
+            else:
+                out += _collect_lists(v, key)
+    elif isinstance(obj, list):
+        for v in obj:
+            out += _collect_lists(v, key)
+    return out
+
+
+def _study_patient(res: Results, pid: str) -> dict:
+    """The patient's record in study.json (matched on its pseudonym), or {}."""
+    for p in res.study.get("patients", []) if isinstance(res.study, dict) else []:
+        if isinstance(p, dict) and pid in (p.get("patient"), p.get("pseudonym")):
+            return p
+    return {}
 
 
 def _collect_dicts(obj: Any, key: str) -> list[dict]:
@@ -342,6 +367,9 @@ def patients_section(res: Results) -> Section:
         sec.blocks.append(Heading(f"Patient {pid}", anchor=f"patient-{_slug(pid)}"))
         les = res.lesions[res.lesions["patient"] == pid] if "patient" in res.lesions.columns else pd.DataFrame()
         sec.blocks.append(Paragraph(_patient_text(pid, pts.loc[pid] if pid in pts.index else None, les)))
+        missing = [str(m) for m in _study_patient(res, pid).get("missing", []) or []]
+        if missing:
+            sec.blocks.append(Items([f"missing: {m}" for m in missing], kind="warn"))
         fails = res.failures[res.failures["patient"].astype(str) == pid] if "patient" in res.failures.columns else []
         if len(fails):
             sec.blocks.append(Items([f"{f.step}: {f.message}" + (f" ({f.file})" if isinstance(f.file, str) and f.file else "")
@@ -616,7 +644,8 @@ def validation_section(res: Results) -> Section:
 def provenance_section(res: Results, *, report_info: Mapping[str, Any]) -> Section:
     sec = Section("provenance", "Provenance")
     prov = _scrub(res.provenance, show=res.show_identifiers)
-    version = _find_key(prov, "version") or _find_key(prov, "theraquant_version") or _find_key(prov, "software_version")
+    version = (_find_key(prov, "SoftwareVersion") or _find_key(prov, "software_version")
+               or _find_key(prov, "version"))
     sec.blocks.append(Paragraph(
         f"Results written by theraquant {version or '(version not recorded)'}; report rendered by theraquant "
         f"{report_info.get('version')} at {report_info.get('rendered')} from {report_info.get('folder')}. "
@@ -626,7 +655,7 @@ def provenance_section(res: Results, *, report_info: Mapping[str, Any]) -> Secti
         sec.blocks.append(Paragraph("No provenance.json in this RESULTS folder.", kind="warn"))
     scalars = [[k, _short(v)] for k, v in prov.items() if not isinstance(v, (dict, list))]
     if scalars:
-        sec.blocks.append(Table(["item", "value"], scalars, caption="Run."))
+        sec.blocks.append(Table(["item", "value"], scalars, caption="Run.", digits=6))
     for key, value in prov.items():
         if isinstance(value, dict):
             rows = _flatten(value)
