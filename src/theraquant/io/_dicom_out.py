@@ -156,7 +156,7 @@ def flatten_source(source: Sequence[Any], *, what: str = "source") -> list[Any]:
                 f"from, got an item of type {type(it).__name__}; pass image.meta['headers'] of "
                 "io.read_dicom_series"
             )
-        flat.append(_header_copy(it))
+        flat.append(it)
     if not flat:
         raise TheraquantError(f"{what} is empty; pass the datasets of the series the data were derived from")
     for ds in flat:
@@ -173,7 +173,7 @@ def flatten_source(source: Sequence[Any], *, what: str = "source") -> list[Any]:
     last = None
     for pos, i in keyed:
         if last is None or abs(pos - last) > 1e-3:
-            out.append(flat[i])
+            out.append(_header_copy(flat[i]))  # copies: writers must never alter the caller's datasets
             last = pos
     return out
 
