@@ -123,6 +123,30 @@ def _frame_key(ds: Any) -> tuple:
     return (int(tpi) if tpi not in (None, "") else 0, acq, trig, inst)
 
 
+def _check_duplicates(series_dir: Any, items: list, slots: list[list[int]], positions: Any) -> None:
+    """Refuse a series whose slice positions hold the same image twice (same SOPInstanceUID, or the same
+    temporal index, acquisition/trigger/frame-reference time and instance number): read as frames in
+    time they would make a 3-D series 4-D."""
+    dup: list[tuple[float, str, str]] = []
+    for s in slots:
+        seen: dict[Any, int] = {}
+        for i in s:
+            ds = items[i][1]
+            keys = [("uid", str(ds.get("SOPInstanceUID") or "")) if ds.get("SOPInstanceUID") else None,
+                    ("frame", _frame_key(ds), str(ds.get("FrameReferenceTime") or ""))]
+            for key in filter(None, keys):
+                if key in seen:
+                    dup.append((float(positions[i]), items[seen[key]][0].name, items[i][0].name))
+                    break
+                seen[key] = i
+    if dup:
+        z = sorted({round(d[0], 2) for d in dup})
+        raise DicomError(
+            f"{series_dir}: {len(z)} slice position(s) hold the same image twice (positions {z[:6]} mm along the "
+            f"slice normal, e.g. {dup[0][1]} and {dup[0][2]}: same SOPInstanceUID or the same frame time); the "
+            "series is present twice (a copied folder or a re-export): remove the duplicate files")
+
+
 def read_dicom_series(series_dir: str | Path, *, series_uid: str | None = None,
                       modality: str | Sequence[str] | None = None,
                       slice_tolerance_mm: float = 0.01, dtype: Any = np.float64) -> Image:
@@ -220,6 +244,7 @@ def read_dicom_series(series_dir: str | Path, *, series_uid: str | None = None,
     nt = n_frames.pop()
     for s in slots:
         s.sort(key=lambda i: _frame_key(items[i][1]))
+    _check_duplicates(series_dir, items, slots, positions)  # a copied folder / re-export is not a 4-D series
     slice_pos = np.asarray([positions[s[0]] for s in slots])
     if len(slots) > 1:
         gaps = np.diff(slice_pos)
