@@ -224,3 +224,57 @@ def test_settings_are_checked():
         RunSettings(out=Path("x"), workers=0)
     with pytest.raises(TheraquantError, match="resume and overwrite exclude each other"):
         RunSettings(out=Path("x"), resume=True, overwrite=True)
+
+
+def _fake_phantom(kind: str):
+    """A stand-in for phantom.write_<kind>_study: a tiny study and a truth derived from the stand-in's numbers
+    (Ktrans truth 1/1.1 of what the stand-in recovers, so the relative error is exactly +10 %)."""
+    from types import SimpleNamespace
+
+    def write(study_dir, *, n_patients: int = 2, seed: int = 2026):
+        rows = []
+        for i in range(n_patients):
+            p = fac.Patient(f"{kind.upper()}-PHANTOM-{i:03d}", name=f"Phantom^{kind}{i}")
+            uids = fac.tare_patient(Path(study_dir), p, THERAPY, n_lesions=2)
+            for lid in ("1", "2"):
+                rows.append((p.patient_id, lid, "ktrans", "1/min", standin._num(f"{uids['dce']}{lid}") / 1.1))
+                rows.append((p.patient_id, lid, "t_bp", "1", 1.0 + standin._num(f"fmiso{p.patient_id}{lid}")))
+                rows.append((p.patient_id, lid, "response", "", "PR"))
+        truth = pd.DataFrame(rows, columns=["patient_id", "lesion", "biomarker", "unit", "value"])
+        return SimpleNamespace(study_dir=Path(study_dir), truth=truth)
+
+    return write
+
+
+def test_demo_compares_with_truth_and_replaces_its_own_output(tmp_path, monkeypatch):
+    from theraquant import phantom
+    from theraquant.pipeline import run_demo
+
+    monkeypatch.syspath_prepend(str(HERE))  # worker processes import the stand-in
+    monkeypatch.setattr(phantom, "write_tare_study", _fake_phantom("tare"), raising=False)
+    monkeypatch.setattr(phantom, "write_prrt_study", _fake_phantom("prrt"), raising=False)
+    out = tmp_path / "demo"
+    kw = {"workers": 1, "dicom": False, "report": False, "cohort": False, "process": standin.standin_process}
+    run = run_demo(out, **kw)
+    for design in ("tare", "prrt"):
+        vt = pd.read_csv(out / design / "results" / "vs_truth.csv", keep_default_na=False)
+        assert list(vt.columns) == ["patient", "lesion", "biomarker", "unit", "true", "recovered", "error",
+                                    "rel_error_pct"]
+        assert set(vt["patient"]) == {"P001", "P002"}  # pseudonyms through the key, not PhantomIDs
+        k = vt[vt["biomarker"] == "ktrans"]
+        assert k["rel_error_pct"].astype(float).tolist() == pytest.approx([10.0] * 4, abs=1e-9)
+        val = json.loads((out / design / "results" / "validation.json").read_text())
+        assert val["ktrans"]["n"] == 4 and val["ktrans"]["bias_pct"] == pytest.approx(10.0, abs=1e-9)
+        assert val["t_bp"]["bias"] == pytest.approx(0.0, abs=1e-12) and val["t_bp"]["loa_high"] == pytest.approx(
+            0.0, abs=1e-12)
+        assert val["response"]["n"] == 0  # the stand-in grades nothing
+    assert set(run.runs) == {"tare", "prrt"}
+    # its own earlier output is replaced without --overwrite; anything else needs it
+    (out / "tare" / "results" / "stale.txt").write_text("old")
+    run_demo(out, **kw, designs=("tare",))
+    assert not (out / "tare" / "results" / "stale.txt").exists()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "mine.txt").write_text("keep")
+    with pytest.raises(TheraquantError, match="holds something other than an earlier demo; pass --overwrite"):
+        run_demo(foreign, **kw)

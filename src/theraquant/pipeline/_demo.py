@@ -292,8 +292,8 @@ def _kernels_cold() -> bool:
 
 def run_demo(out_dir: str | Path, *, overwrite: bool = False, workers: int = 2, seed: int = 2026,
              n_tare: Optional[int] = None, n_prrt: Optional[int] = None, dicom: bool = True, report: bool = True,
-             quiet: bool = True, designs: tuple[str, ...] = ("tare", "prrt"),
-             log: Optional[Callable[[str], None]] = None) -> DemoRun:
+             cohort: bool = True, quiet: bool = True, designs: tuple[str, ...] = ("tare", "prrt"),
+             log: Optional[Callable[[str], None]] = None, process: Optional[Callable] = None) -> DemoRun:
     """The embedded demo: two phantom studies as real DICOM, each through the whole pipeline, against truth.
 
     Writes ``out_dir/tare/study`` (``phantom.write_tare_study``) and ``out_dir/prrt/study``
@@ -314,14 +314,16 @@ def run_demo(out_dir: str | Path, *, overwrite: bool = False, workers: int = 2, 
         Seed of the phantom studies.
     n_tare, n_prrt : int, optional
         Patients per study (default: the phantom's, 12 and 10).
-    dicom, report : bool
-        DICOM export and report of each study.
+    dicom, report, cohort : bool
+        DICOM export, report and cohort statistics of each study.
     quiet : bool
         No progress bars.
     designs : tuple of str
         Which studies (``"tare"``, ``"prrt"``).
     log : callable, optional
         Receives one-line messages (e.g. the kernel compilation notice).
+    process : callable, optional
+        The per-patient step passed to :func:`run_study` (default ``process_patient``).
 
     Returns
     -------
@@ -369,8 +371,9 @@ def run_demo(out_dir: str | Path, *, overwrite: bool = False, workers: int = 2, 
     try:
         for d in designs:
             res_dir = out / d / "results"
-            settings = RunSettings(out=res_dir, workers=workers, dicom=dicom, report=False, quiet=quiet)
-            run = run_study(studies[d].study_dir, settings, client=client)
+            settings = RunSettings(out=res_dir, workers=workers, dicom=dicom, report=False, cohort=cohort,
+                                   quiet=quiet)
+            run = run_study(studies[d].study_dir, settings, client=client, process=process)
             pseudonyms = {p.patient_id: p.pseudonym for p in run.study.patients}
             vt = vs_truth_table(studies[d].truth, run.lesions, run.patients, pseudonyms)
             write_table(vt, res_dir / "vs_truth.csv")

@@ -21,6 +21,7 @@ import json
 import logging
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
@@ -561,10 +562,12 @@ def _start_client(settings: RunSettings) -> tuple[Any, Any]:
     environ.setdefault("NUMBA_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // settings.workers)))
     with dask.config.set({"distributed.scheduler.allowed-failures": 0,
                           "logging.distributed": "error", "distributed.nanny.pre-spawn-environ": environ}):
-        cluster = LocalCluster(n_workers=settings.workers, threads_per_worker=1, processes=settings.processes,
-                               memory_limit=settings.memory_limit, dashboard_address=None,
-                               silence_logs=logging.ERROR)
-        client = Client(cluster)
+        with warnings.catch_warnings():  # "port 8787 in use" when another cluster runs: a free port is taken
+            warnings.simplefilter("ignore", UserWarning)
+            cluster = LocalCluster(n_workers=settings.workers, threads_per_worker=1, processes=settings.processes,
+                                   memory_limit=settings.memory_limit, dashboard_address=None,
+                                   silence_logs=logging.ERROR)
+            client = Client(cluster)
     return client, cluster
 
 
