@@ -47,3 +47,23 @@ def test_demo_parametric_maps_hold_the_nifti_values(demo_results):
         pm = read_parametric_map(p)
         assert pm.same_grid(nifti, atol_mm=1e-3), p
         np.testing.assert_array_equal(pm.array, np.asarray(nifti.array, np.float32), err_msg=str(p))
+
+
+@pytest.mark.demo
+def test_demo_dicom_identifiers_follow_the_run(demo_results):
+    """Pseudonymised demo: PatientID is the pseudonym and every StudyDate is one of the patient's
+    (shifted) session dates in study.json, so DICOM and tables tell the same time line."""
+    import json
+
+    import pydicom
+
+    for key in ("tare", "prrt"):
+        results = Path(demo_results[key])
+        study = json.loads((results / "study.json").read_text())
+        assert study["pseudonymised"] is True
+        for p in study["patients"]:
+            dates = {str(s["date"])[:10].replace("-", "") for s in p["sessions"] if s.get("date")}
+            for f in sorted((results / "patients" / p["patient"] / "dicom").glob("*.dcm")):
+                ds = pydicom.dcmread(f, stop_before_pixels=True)
+                assert ds.PatientID == p["patient"] and ds.PatientIdentityRemoved == "YES", f
+                assert ds.StudyDate in dates, (f, ds.StudyDate, sorted(dates))
