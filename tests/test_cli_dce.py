@@ -231,7 +231,7 @@ def test_dicom_dce_series_read_and_fitted(tmp_path):
         f.rename(folder / f"B{f.name}")
     res = runner.invoke(app, ["dce", "fit", str(folder), "--out", str(tmp_path / "o2"), "--input", "signal",
                               "--t10", "1.4"])
-    assert res.exit_code == 1 and "holds 2 series" in res.stderr and "pass --series-uid" in res.stderr
+    assert res.exit_code == 1 and "holds 2 series" in res.stderr and "error: --series-uid: " in res.stderr
     uid = str(img.meta["headers"][0][0].SeriesInstanceUID)
     _ok(runner.invoke(app, ["dce", "fit", str(folder), "--out", str(tmp_path / "o3"), "--input", "signal",
                             "--t10", "1.4", "--n-baseline", "3", "--aif-delay", "15", "--series-uid", uid]))
@@ -263,17 +263,17 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "AIF wrong length": ([str(path), "--out", o, "--aif", str(short_aif)],
                              r"the AIF has 37 samples but there are 40 frame times"),
         "NaN frame": ([str(nan_path), "--out", o], r"frame 7 \(t = 35 s\) is NaN or infinite in every voxel"),
-        "mask grid": ([str(path), "--out", o, "--mask", str(other)], r"INPUT and --mask are on different grids"),
-        "no frame times": ([str(no_t), "--out", o], r"no_times.nii: no frame times .* pass --frame-times or --dt"),
+        "mask grid": ([str(path), "--out", o, "--mask", str(other)], r"--mask: input_path and mask are on different grids"),
+        "no frame times": ([str(no_t), "--out", o], r"--frame-times: no_times.nii: no frame times .* pass frame_times or dt"),
         "frame count": ([str(path), "--out", o, "--frame-times", "0,5,10"],
-                        r"--frame-times gives 3 frame times but dce.nii.gz has 40 frames"),
-        "model": ([str(path), "--out", o, "--model", "toft"], r"--model must be one of tofts, etofts"),
-        "aif name": ([str(path), "--out", o, "--aif", "parkr"], r"--aif must be one of parker"),
+                        r"--frame-times: frame_times gives 3 frame times but dce.nii.gz has 40 frames"),
+        "model": ([str(path), "--out", o, "--model", "toft"], r"--model: model must be one of tofts, etofts"),
+        "aif name": ([str(path), "--out", o, "--aif", "parkr"], r"--aif: aif must be one of parker"),
         "roi label": ([str(path), "--out", o, "--mask", str(mask), "--aif", "roi", "--aif-roi", "9"],
-                      r"--aif-roi 9: no voxel of --mask has that label; labels present: \[1, 2\]"),
+                      r"--aif-roi: aif_roi=9: no voxel of mask has that label; labels present: \[1, 2\]"),
         "signal options": ([str(path), "--out", o, "--input", "signal"],
-                           r"--input signal needs --tr, --flip-angle, --t1 or --t10"),
-        "delay": ([str(path), "--out", o, "--delay", "soon"], r"--delay must be a number of seconds or 'fit'"),
+                           r"--tr: input_kind='signal' needs tr, flip_angle, t1 or t10"),
+        "delay": ([str(path), "--out", o, "--delay", "soon"], r"--delay: must be a number of seconds or 'fit', got 'soon'"),
         "out not empty": ([str(path), "--out", str(tmp_path / "full")], r"exists and is not empty; pass --overwrite"),
     }
 

@@ -13,6 +13,7 @@ from typing import Callable, Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from . import __version__
 from .errors import TheraquantError
@@ -52,21 +53,113 @@ def _main(
 
 
 def handle_errors(func: Callable) -> Callable:
-    """Turn bad-input errors into one line on stderr and exit code 1."""
+    """Errors as one line on stderr and exit code 1 (CONV, issue #9).
+
+    A :class:`TheraquantError` (and a plausibility error under ``--strict``) prints its message,
+    prefixed with the command's ``--flag`` for the error's ``.argument`` (the API keyword); an
+    expected OS error (missing file, no permission, file exists) prints the file and the reason.
+    Anything else is an internal error: one line with a report hint; ``--debug`` shows the
+    traceback.
+    """
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             with _one_line_warnings(func):  # HARD: each warning on one line, naming the option
                 return func(*args, **kwargs)
-        except (TheraquantError, ValueError, FileNotFoundError, FileExistsError, PlausibilityWarning) as exc:
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except (TheraquantError, PlausibilityWarning) as exc:
             if _STATE["debug"]:
                 raise
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            err.print(f"[red]error:[/] {msg}", highlight=False, soft_wrap=True)
+            flag = _error_flag(func, getattr(exc, "argument", None))
+            _print_error(f"{flag}: {msg}" if flag else msg)
+            raise typer.Exit(1)
+        except (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+            if _STATE["debug"]:
+                raise
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            _print_error(f"{where}{exc.strerror or exc}")
+            raise typer.Exit(1)
+        except Exception as exc:  # a bug, not bad input
+            if _STATE["debug"]:
+                raise
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            _print_error(f"internal error {type(exc).__name__}{': ' + first if first else ''} - this is a bug in "
+                         f"theraquant {__version__}; please report it with the command and the output of "
+                         "'theraquant --debug ...'", prefix="[red]internal error:[/] ")
             raise typer.Exit(1)
 
     return wrapper
+
+
+def _print_error(text: str, *, prefix: str = "[red]error:[/] ") -> None:
+    from rich.markup import escape
+
+    if prefix.startswith("[red]internal"):
+        text = text.removeprefix("internal error ")
+    err.print(prefix + escape(" ".join(text.split())), highlight=False, soft_wrap=True)
+
+
+def _error_flag(func: Callable, argument: Optional[str]) -> str:
+    """The command-line name of the API keyword ``argument``: its ``--flag`` or argument METAVAR."""
+    import inspect
+
+    if not argument:
+        return ""
+    try:
+        param = inspect.signature(func).parameters.get(argument)
+    except (TypeError, ValueError):  # pragma: no cover
+        param = None
+    if param is None:
+        return ""
+    info = param.default
+    decls = [d for d in getattr(info, "param_decls", None) or () if d.startswith("--")]
+    if decls:
+        return decls[0].split("/")[0]
+    metavar = getattr(info, "metavar", None)
+    return metavar or argument.upper()
+
+
+class _OneLineErrorsGroup(TyperGroup):
+    """Usage errors too (a missing option, a bad choice) print one line and exit 1 (CONV, issue #9)."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        import sys
+
+        usage, click_exc, abort = _click_exception_types()
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except usage as exc:
+            ctx = getattr(exc, "ctx", None)
+            where = f"{ctx.command_path}: " if ctx is not None else ""
+            _print_error(f"{where}{exc.format_message()} (see --help)")
+            sys.exit(1)
+        except click_exc as exc:
+            _print_error(exc.format_message())
+            sys.exit(1)
+        except abort:
+            err.print("aborted")
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _click_exception_types() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+    """UsageError, ClickException and Abort of click and of the click that typer vendors (typer >= 0.26)."""
+    import importlib
+
+    mods = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            mods.append(importlib.import_module(name))
+        except ImportError:
+            pass
+    return (tuple(m.UsageError for m in mods), tuple(m.ClickException for m in mods),
+            tuple(m.Abort for m in mods if hasattr(m, "Abort")) + (typer.Abort,))
+
+
+app.info.cls = _OneLineErrorsGroup  # the root group: usage errors as one line, exit 1
 
 
 # ---------------------------------------------------------------------------- HARD: warnings, output checks
@@ -228,6 +321,29 @@ def _print_rows(title: str, headers: list[str], rows: list[list[str]], *, n_text
     out.print(table)
 
 
+def _cli_float(text: str, argument: str, *, need: str = "a number") -> float:
+    """A number given on the command line (the flag of ``argument`` is named on error)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise TheraquantError(f"must be {need}, got {text!r}", argument=argument) from None
+
+
+def _cli_frame_times(text: str):
+    """``--frame-times``: a text file of seconds, or seconds separated by commas/spaces."""
+    p = Path(text)
+    try:  # a long list of times is not a file name (is_file raises 'File name too long')
+        if p.is_file():
+            return p
+    except (OSError, ValueError):
+        pass
+    try:
+        return tuple(float(v) for v in text.replace(",", " ").split())
+    except ValueError:
+        raise TheraquantError(f"{text!r} is neither a file nor comma-separated seconds",
+                              argument="frame_times") from None
+
+
 @dce_app.command("fit")
 @handle_errors
 def dce_fit(
@@ -269,15 +385,25 @@ def dce_fit(
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out folder."),
 ) -> None:
     """Fit a tracer-kinetic model voxel by voxel; write one NIfTI map per parameter and a summary table."""
-    from .pipeline import run_dce_fit
+    from .pipeline import DceFitSettings, run_dce_fit
 
+    # CONV: the strings of the command line parsed into library types, then one frozen settings object
+    def label_or_path(text: Optional[str], name: str):
+        if text is None or (name == "portal" and text == "model"):
+            return text
+        return int(text) if text.lstrip("-").isdigit() else Path(text)
+
+    aif_value = aif if aif.lower().replace("_", "-") in DCE_AIFS else Path(aif)
+    delay_value = "fit" if delay.strip().lower() == "fit" else _cli_float(
+        delay, "delay", need="a number of seconds or 'fit'")
+    settings = DceFitSettings(
+        input_path=input_path, out_dir=out_dir, mask=mask, t1=t1, t10=t10, t10_blood=t10_blood, aif=aif_value,
+        aif_roi=label_or_path(aif_roi, "aif_roi"), aif_delay=aif_delay, portal=label_or_path(portal, "portal"),
+        hct=hct, model=model, input_kind=input_kind, r1=r1, tr=tr, flip_angle=flip_angle, n_baseline=n_baseline,
+        delay=delay_value, frame_times=None if frame_times is None else _cli_frame_times(frame_times), dt=dt,
+        method=method, chunk_voxels=chunk_voxels, compress=compress, overwrite=overwrite, series_uid=series_uid)
     with _voxel_progress(f"fitting {model}") as progress:
-        run = run_dce_fit(
-            input_path, out_dir, mask=mask, t1=t1, t10=t10, t10_blood=t10_blood, aif=aif, aif_roi=aif_roi,
-            aif_delay=aif_delay, portal=portal, hct=hct, model=model, input_kind=input_kind, r1=r1, tr=tr,
-            flip_angle=flip_angle, n_baseline=n_baseline, delay=delay, frame_times=frame_times, dt=dt, method=method,
-            chunk_voxels=chunk_voxels, compress=compress, overwrite=overwrite, series_uid=series_uid,
-            progress=progress)
+        run = run_dce_fit(settings, progress=progress)
     res = run.fit
     shown = [k for k in res if k not in ("success", "aic", "delay") and not k.endswith("_se")]
     shown += ["delay"] if delay.strip().lower() == "fit" else []

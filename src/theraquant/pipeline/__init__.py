@@ -7,7 +7,7 @@ A study folder of DICOM (any layout) is discovered (:func:`discover_study`), con
 """
 
 from ._config import StudyConfig, config_hash, default_yaml, load_config
-from ._dce import DCE_AIFS, DCE_MODELS, DceRun, run_dce_fit
+from ._dce import DCE_AIFS, DCE_MODELS, DceFitSettings, DceRun, run_dce_fit
 from ._demo import DceDemoRun, DemoRun, run_dce_demo, run_demo, validation_summary, vs_truth_table
 from ._discovery import ROLES, TIMEPOINTS, PatientStudy, SeriesInfo, Study, discover_study, parse_segment_label
 from ._patient import Failure, PatientOutcome, process_patient
@@ -19,7 +19,7 @@ from ._run import RunSettings, StudyRun, run_study
 from ._discovery import Problem
 from ._export import export_dicom  # DICOM results (issue #12)
 
-__all__ = ["DCE_AIFS", "DCE_MODELS", "DceRun", "run_dce_fit", "DemoRun", "run_demo", "DceDemoRun", "run_dce_demo",
+__all__ = ["DCE_AIFS", "DCE_MODELS", "DceFitSettings", "DceRun", "run_dce_fit", "DemoRun", "run_demo", "DceDemoRun", "run_dce_demo",
            "vs_truth_table", "validation_summary", "prepare_out_dir",
            "StudyConfig", "load_config", "default_yaml", "config_hash",
            "SeriesInfo", "PatientStudy", "Study", "discover_study", "parse_segment_label", "ROLES", "TIMEPOINTS",
