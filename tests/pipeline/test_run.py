@@ -278,3 +278,40 @@ def test_demo_compares_with_truth_and_replaces_its_own_output(tmp_path, monkeypa
     (foreign / "mine.txt").write_text("keep")
     with pytest.raises(TheraquantError, match="holds something other than an earlier demo; pass --overwrite"):
         run_demo(foreign, **kw)
+
+
+@pytest.mark.demo
+@pytest.mark.parametrize("design", ["tare", "prrt"])
+def test_demo_results_hold_no_identifier_of_the_phantom_patients(demo_results, design):
+    """Every file of the demo's RESULTS, grepped for every identifier the study's DICOM headers carry."""
+    from theraquant.pipeline import discover_study
+
+    study = discover_study(demo_results["root"] / design / "study")
+    idents = set()
+    for p in study.patients:
+        for key, value in p.identifiers.items():
+            idents.update(v for v in str(value).split("\\") if len(v) >= 4)
+            if key == "PatientName":
+                idents.update(x for x in str(value).replace("^", "\\").split("\\") if len(x) >= 4)
+    assert idents
+    for f, text in _all_text(demo_results[design]).items():
+        low = text.lower()
+        for ident in idents:
+            assert ident.lower() not in low, f"{ident} in {f.relative_to(demo_results[design])}"
+
+
+@pytest.mark.demo
+@pytest.mark.parametrize("design", ["tare", "prrt"])
+def test_demo_results_layout(demo_results, design):
+    res = demo_results[design]
+    lesions = pd.read_csv(res / "lesions.csv", keep_default_na=False)
+    for col in ("patient", "lesion", "ktrans", "dmean_gy", "response", "responder", "volume_ml", "notes"):
+        assert col in lesions.columns, col
+    assert lesions["patient"].str.fullmatch(r"P\d{3}").all()
+    assert tuple(pd.read_csv(res / "failures.csv").columns) == FAILURE_COLUMNS
+    vt = pd.read_csv(res / "vs_truth.csv")
+    assert len(vt) > 0 and vt["patient"].str.fullmatch(r"P\d{3}").all()
+    val = json.loads((res / "validation.json").read_text())
+    assert "ktrans" in val and val["ktrans"]["n"] > 0
+    manifest = json.loads((res / "manifest.json").read_text())
+    assert manifest["Complete"] is True and manifest["Kind"] == "study run"

@@ -467,7 +467,8 @@ def _read_header(path: Path) -> _Header | str:
     except InvalidDicomError:
         return "not a DICOM file (no DICM preamble); skipped"
     except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-        return f"unreadable DICOM header ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); skipped"
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        return f"unreadable or truncated DICOM header ({type(exc).__name__}: {detail}); skipped"
     except Exception as exc:  # noqa: BLE001 - discovery must never crash on one bad file
         return f"unreadable DICOM header ({type(exc).__name__}); skipped"
     try:
@@ -657,7 +658,8 @@ def _timepoints(pseudonym: str, series: list[SeriesInfo], vfa: list[SeriesInfo],
             cands = sessions[chosen]
             tps[f"{role}_{tp}"] = pick = _pick(cands, role)
             if len(cands) > 1:
-                problems.append(Problem(pseudonym, _rel(pick.files[0].parent, root), "ambiguous", f"{len(cands)} {role} series in "
+                problems.append(Problem(
+                    pseudonym, _rel(pick.files[0].parent, root), "ambiguous", f"{len(cands)} {role} series in "
                                 f"one session; using '{pick.description}' ({len(pick.files)} files)"))
     return tps
 
@@ -699,7 +701,8 @@ def _build_patient(pid: str, pseudonym: str, groups: dict[str, list[_Header]], c
                             f"{', '.join(s.referenced_series_uids)}, none of which is in the study; its masks "
                             f"are used only through the shared frame of reference"))
         if not s.segment_labels:
-            problems.append(Problem(pseudonym, _rel(s.files[0], root), "reference", f"{s.modality} has no segment labels"))
+            problems.append(Problem(
+                pseudonym, _rel(s.files[0], root), "reference", f"{s.modality} has no segment labels"))
     _date_problems(pseudonym, series, groups, root, problems)
     # therapy date
     therapy, source = config.therapy_date_for(pid)
@@ -708,7 +711,8 @@ def _build_patient(pid: str, pseudonym: str, groups: dict[str, list[_Header]], c
     if therapy is None and radio:
         therapy, source = radio[0].date, "first y90/lu177"
     if therapy is None:
-        problems.append(Problem(pseudonym, "", "missing", f"no therapy date (no 90Y/177Lu series and none in study.yaml): every "
+        problems.append(Problem(
+            pseudonym, "", "missing", f"no therapy date (no 90Y/177Lu series and none in study.yaml): every "
                         f"session taken as baseline; set therapy.date or patients.<PatientID>.therapy_date"))
     tps = _timepoints(pseudonym, series, vfa, therapy, root, problems)
     # 90Y post-therapy scan: the first within 7 days after (same day included)
@@ -719,22 +723,26 @@ def _build_patient(pid: str, pseudonym: str, groups: dict[str, list[_Header]], c
             tps["y90_post"] = post[0]
         for s in y90:
             if s.date < therapy:
-                problems.append(Problem(pseudonym, _rel(s.files[0], root), "dates", f"contradicting dates: the 90Y series of "
+                problems.append(Problem(
+                    pseudonym, _rel(s.files[0], root), "dates", f"contradicting dates: the 90Y series of "
                                 f"{s.date.isoformat()} is before the therapy date {therapy.isoformat()} "
                                 f"({source})"))
             elif s not in post:
-                problems.append(Problem(pseudonym, _rel(s.files[0], root), "dates", f"the 90Y series of {s.date.isoformat()} is "
+                problems.append(Problem(
+                    pseudonym, _rel(s.files[0], root), "dates", f"the 90Y series of {s.date.isoformat()} is "
                                 f"more than 7 days after the therapy date {therapy.isoformat()} ({source}); not used"))
     lu = tuple(s for s in radio if s.role == "lu177" and (therapy is None or s.date >= therapy))
     for s in radio:
         if s.role == "lu177" and therapy is not None and s.date < therapy:
-            problems.append(Problem(pseudonym, _rel(s.files[0], root), "dates", f"contradicting dates: the 177Lu series of "
+            problems.append(Problem(
+                pseudonym, _rel(s.files[0], root), "dates", f"contradicting dates: the 177Lu series of "
                             f"{s.date.isoformat()} is before the therapy date {therapy.isoformat()} ({source})"))
     ttype = config.therapy.type or ("tare" if y90 else "prrt" if lu else None)
     # missing pieces
     for key, what in _EXPECTED.get(ttype or "", ()):
         if key not in tps:
-            problems.append(Problem(pseudonym, "", "missing", f"missing {what} ({key}): what depends on it is not computed"))
+            problems.append(Problem(
+                pseudonym, "", "missing", f"missing {what} ({key}): what depends on it is not computed"))
     if ttype == "prrt" and not lu:
         problems.append(Problem(pseudonym, "", "missing", "missing post-therapy 177Lu SPECT/PET: no dose"))
     if not any(s.role in ("seg", "rtstruct") for s in series):
@@ -742,7 +750,8 @@ def _build_patient(pid: str, pseudonym: str, groups: dict[str, list[_Header]], c
     else:
         for key, s in sorted(tps.items()):
             if not PatientStudy(pid, pseudonym, tuple(series), None, "", {}, (), ()).masks_for(s.series_uid):
-                problems.append(Problem(pseudonym, _rel(s.files[0].parent, root), "reference", f"no SEG/RTSTRUCT references the "
+                problems.append(Problem(
+                    pseudonym, _rel(s.files[0].parent, root), "reference", f"no SEG/RTSTRUCT references the "
                                 f"{key} series '{s.description}' or shares its frame of reference"))
     identifiers: dict[str, str] = {}
     for hs in groups.values():
@@ -814,7 +823,8 @@ def discover_study(study_dir: str | Path, *, config: StudyConfig | None = None,
         if isinstance(h, str):
             problems.append(Problem("", _rel(f, root), "file", h))
         elif h.modality not in ("MR", "CT", "PT", "NM", "SEG", "RTSTRUCT") and not h.patient_id:
-            problems.append(Problem("", _rel(f, root), "file", f"DICOM {h.modality or 'object'} without PatientID; skipped"))
+            problems.append(Problem(
+                "", _rel(f, root), "file", f"DICOM {h.modality or 'object'} without PatientID; skipped"))
         elif not h.patient_id:
             problems.append(Problem("", _rel(f, root), "file", "no PatientID (0010,0020); skipped"))
         else:
@@ -829,7 +839,8 @@ def discover_study(study_dir: str | Path, *, config: StudyConfig | None = None,
         patients.append(_build_patient(pid, pseudonym_for(i), by_patient[pid], config, root))
     unknown = sorted(set(config.patients) - set(by_patient))
     for pid in unknown:
-        problems.append(Problem("", "study.yaml", "config", f"patients.{pid}: no such PatientID in the study; the override is unused"))
+        problems.append(Problem(
+            "", "study.yaml", "config", f"patients.{pid}: no such PatientID in the study; the override is unused"))
     problems += [p for pt in patients for p in pt.problems]
     return Study(study_dir=root, patients=tuple(patients), problems=tuple(problems), config=config,
                  n_files=len(files), n_dicom=n_dicom)
