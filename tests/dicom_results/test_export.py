@@ -91,7 +91,8 @@ def test_export_writes_every_object_with_the_nifti_values(tmp_path):
         assert pm.same_grid(nifti, atol_mm=1e-3)
         np.testing.assert_array_equal(pm.array, np.asarray(nifti.array, np.float32))
     assert pydicom.dcmread(d / "pm_suv_fdg_baseline.dcm").SharedFunctionalGroupsSequence[0]\
-        .RealWorldValueMappingSequence[0].QuantityDefinitionSequence[0].ConceptCodeSequence[0].CodeMeaning == "SUVlbm"
+        .RealWorldValueMappingSequence[0].QuantityDefinitionSequence[0].ConceptCodeSequence[0].CodeMeaning \
+        == "SUVlbm(Janma)"  # theraquant's SUL (PERCIST): lean body mass of Janmahasatian
     dose = read_nifti(r["pdir"] / "maps" / "dose_gy.nii.gz")
     rd = read_rt_dose(d / "rtdose_dose_gy.dcm")
     assert rd.same_grid(dose, atol_mm=1e-3)
@@ -191,3 +192,18 @@ def test_every_exported_object_passes_dciodvfy(tmp_path):
     for p in sorted((r["pdir"] / "dicom").iterdir()):
         errors, text = syn.dciodvfy(p)
         assert errors == [], (p.name, text)
+
+
+@pytest.mark.parametrize("name, side, settings, want", [
+    ("suv_fdg_baseline", {"Quantity": "FDG SUL"}, {}, "suv_lbm_janma"),
+    ("suv_fdg_followup", {"Quantity": "FDG SUV"}, {}, "suv_bw"),
+    ("suv_fmiso", {"Quantity": "FMISO SUV"}, {"study": {"fmiso": {"normalization": "lbm-james"}}}, "suv_lbm_james"),
+    ("suv_fmiso", {"Quantity": "FMISO SUV", "Normalization": "bsa"}, {}, "suv_bsa"),
+    ("ktrans_followup", {}, {}, "ktrans"),
+    ("anatomy_mr", {}, {}, None),
+    ("activity_y90", {}, {}, None),
+])
+def test_map_quantity(name, side, settings, want):
+    from theraquant.pipeline._export import _quantity
+
+    assert _quantity(name, side, settings) == want

@@ -23,6 +23,7 @@ needs_dciodvfy = pytest.mark.skipif(shutil.which("dciodvfy") is None,
 #: realistic value ranges per quantity, to fill the synthetic maps
 RANGES = {"ktrans": (0.0, 1.5), "kep": (0.0, 4.0), "ve": (0.0, 1.0), "vp": (0.0, 0.3), "fa": (0.0, 1.0),
           "iaugc60": (0.0, 40.0), "t10": (0.3, 2.5), "suv_bw": (0.0, 25.0), "suv_lbm": (0.0, 18.0),
+          "suv_lbm_james": (0.0, 18.0), "suv_lbm_janma": (0.0, 18.0), "suv_ibw": (0.0, 20.0), "suv_bsa": (0.0, 0.1),
           "fmiso_tbp": (0.5, 3.0), "hypoxic": (0, 1), "dose_gy": (0.0, 400.0)}
 
 
@@ -51,11 +52,14 @@ def test_quantity_table_codes():
     assert codes["ve"] == ("126314", "DCM") and codes["vp"] == ("126331", "DCM")
     assert codes["iaugc60"] == ("126321", "DCM") and codes["t10"] == ("113063", "DCM")
     assert codes["suv_bw"] == ("126401", "DCM") and codes["suv_lbm"] == ("126402", "DCM")
+    assert (codes["suv_lbm_james"], codes["suv_lbm_janma"]) == (("126406", "DCM"), ("126405", "DCM"))
+    assert (codes["suv_bsa"], codes["suv_ibw"]) == (("126403", "DCM"), ("126404", "DCM"))
     assert codes["dose_gy"] == ("128513", "DCM")
     assert {codes[k][1] for k in ("fa", "fmiso_tbp", "hypoxic")} == {"99TQ"}
     ucum = {k: q.ucum[0] for k, q in PARAMETRIC_QUANTITIES.items()}
     assert ucum == {"ktrans": "/min", "kep": "/min", "ve": "{ratio}", "vp": "{ratio}", "fa": "{ratio}",
                     "iaugc60": "mmol/L.s", "t10": "s", "suv_bw": "g/mL", "suv_lbm": "g/mL",
+                    "suv_lbm_james": "g/mL", "suv_lbm_janma": "g/mL", "suv_ibw": "g/mL", "suv_bsa": "cm2/mL",
                     "fmiso_tbp": "{ratio}", "hypoxic": "1", "dose_gy": "Gy"}
 
 

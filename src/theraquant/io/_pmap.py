@@ -17,6 +17,10 @@ iaugc60       DCM 126321 "IAUC60" (CID 4109)      ``mmol/L.s``           mM s
 t10           DCM 113063 "T1" (CID 7180)          ``s``                  s
 suv_bw        DCM 126401 "SUVbw" (CID 7180)       ``g/mL``               g/mL
 suv_lbm       DCM 126402 "SUVlbm" (CID 7180)      ``g/mL``               g/mL
+suv_lbm_james DCM 126406 "SUVlbm(James128)"       ``g/mL``               g/mL
+suv_lbm_janma DCM 126405 "SUVlbm(Janma)"          ``g/mL``               g/mL
+suv_ibw       DCM 126404 "SUVibw" (CID 7180)      ``g/mL``               g/mL
+suv_bsa       DCM 126403 "SUVbsa" (CID 7180)      ``cm2/mL``             cm2/mL
 fmiso_tbp     99TQ TQ002 "Tissue to blood pool    ``{ratio}``            1
               SUV ratio"
 hypoxic       99TQ TQ003 "Hypoxic voxel"          ``1``                  1
@@ -112,6 +116,14 @@ PARAMETRIC_QUANTITIES: Mapping[str, ParametricQuantity] = {q.name: q for q in (
        "SUVBW", "SUV normalised to body weight"),
     _Q("suv_lbm", ("126402", "DCM", "SUVlbm"), ("g/mL", "gram per milliliter"), ("g/mL", "g/ml"),
        "SUVLBM", "SUV normalised to lean body mass (SUL)"),
+    _Q("suv_lbm_james", ("126406", "DCM", "SUVlbm(James128)"), ("g/mL", "gram per milliliter"), ("g/mL", "g/ml"),
+       "SUVLBM JAMES", "SUL, lean body mass of James (128 multiplier)"),
+    _Q("suv_lbm_janma", ("126405", "DCM", "SUVlbm(Janma)"), ("g/mL", "gram per milliliter"), ("g/mL", "g/ml"),
+       "SUVLBM JANMA", "SUL, lean body mass of Janmahasatian"),
+    _Q("suv_ibw", ("126404", "DCM", "SUVibw"), ("g/mL", "gram per milliliter"), ("g/mL", "g/ml"),
+       "SUVIBW", "SUV normalised to ideal body weight"),
+    _Q("suv_bsa", ("126403", "DCM", "SUVbsa"), ("cm2/mL", "square centimeter per milliliter"),
+       ("cm2/mL", "cm^2/mL"), "SUVBSA", "SUV normalised to body surface area"),
     _Q("fmiso_tbp", ("TQ002", PRIVATE_SCHEME, "Tissue to blood pool SUV ratio"), ("{ratio}", "ratio"),
        ("1", "", "{ratio}"), "FMISO TBP", "FMISO tissue to blood pool ratio"),
     _Q("hypoxic", ("TQ003", PRIVATE_SCHEME, "Hypoxic voxel"), ("1", "no units"), ("1", "", "{ratio}"),

@@ -49,14 +49,37 @@ EXPORT_PATTERNS = ("pm_*.dcm", "seg_*.dcm", "rtdose_*.dcm", "rtstruct_*.dcm")
 _SKIP_MAPS = ("anatomy_mr", "activity_y90")
 
 
-def _quantity(name: str, side: dict) -> str | None:
+#: SUV normalisation (theraquant.pet) -> PARAMETRIC_QUANTITIES key
+_SUV_QUANTITY = {"bw": "suv_bw", "lbm": "suv_lbm", "lbm-james": "suv_lbm_james",
+                 "lbm-janmahasatian": "suv_lbm_janma", "ibw": "suv_ibw", "bsa": "suv_bsa"}
+
+
+def _suv_normalization(base: str, side: dict, settings: dict) -> str:
+    """The SUV normalisation of a map: the sidecar's, else its Quantity text, else the run's settings."""
+    norm = str(side.get("Normalization", "") or "").lower()
+    if norm in _SUV_QUANTITY:
+        return norm
+    text = str(side.get("Quantity", "")).lower()
+    words = set(re.split(r"[^a-z0-9]+", text))
+    if "sul" in words or "lbm" in text or "lean" in text:
+        return "lbm-james" if "james" in text else "lbm-janmahasatian"  # theraquant's SUL: Janmahasatian
+    for key in ("bsa", "ibw"):
+        if key in words:
+            return key
+    if base == "suv_fmiso":
+        norm = str(((settings.get("study") or {}).get("fmiso") or {}).get("normalization", "") or "").lower()
+        if norm in _SUV_QUANTITY:
+            return norm
+    return "bw"
+
+
+def _quantity(name: str, side: dict, settings: dict | None = None) -> str | None:
     """The PARAMETRIC_QUANTITIES key of a map name (None: not exported)."""
     base = re.sub(r"_(followup|baseline)$", "", name)
     if base in _SKIP_MAPS:
         return None
     if base.startswith("suv"):
-        text = f"{side.get('Quantity', '')} {side.get('Normalization', '')}".lower()
-        return "suv_lbm" if ("sul" in text.split() or "lbm" in text or "lean" in text) else "suv_bw"
+        return _SUV_QUANTITY[_suv_normalization(base, side, settings or {})]
     if base.startswith("dose_gy") or base == "dose":
         return "dose_gy"
     return base
@@ -228,6 +251,13 @@ def export_dicom(results_dir: str | Path, *, overwrite: bool = False) -> list:
     for t in existing:
         t.unlink()
 
+    settings: dict = {}
+    prov = results / "provenance.json"
+    if prov.is_file():
+        try:
+            settings = dict(json.loads(prov.read_text()).get("Settings") or {})
+        except (json.JSONDecodeError, AttributeError):
+            settings = {}
     failures: list = []
     for rec in patients:
         pt = _Patient(rec, results, study_dir, private)
@@ -239,7 +269,7 @@ def export_dicom(results_dir: str | Path, *, overwrite: bool = False) -> list:
             name = f.name[: -len(".nii.gz")]
             try:
                 side = _read_sidecar(f)
-                q = _quantity(name, side)
+                q = _quantity(name, side, settings)
                 if q is None:
                     continue
                 uid = str(side.get("SourceSeriesUID", ""))
