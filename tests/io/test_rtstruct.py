@@ -151,3 +151,13 @@ def test_rtstruct_passes_dciodvfy(tmp_path):
         out = write_rtstruct(_masks(src), src.meta["headers"], tmp_path / "rs.dcm", identifiers=ids)
         errors, text = syn.dciodvfy(out)
         assert "RTStructureSet" in text and errors == [], text
+
+
+def test_reference_on_another_frame_of_reference_is_an_error(tmp_path):
+    src = _source(tmp_path)
+    out = write_rtstruct(_masks(src), src.meta["headers"], tmp_path / "rs.dcm")
+    syn.write_series(tmp_path / "other", src.with_array(np.ones(src.shape)))  # same grid, new FoR
+    other = read_dicom_series(tmp_path / "other")
+    with pytest.raises(DicomError, match=r"rs\.dcm: FrameOfReferenceUID \(0020,0052\) .* differs from the "
+                                         "reference image's"):
+        read_rtstruct(out, other)
