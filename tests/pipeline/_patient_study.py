@@ -164,7 +164,7 @@ def write_study(root: Path) -> dict:
     # the 90Y scan is the next day at 04:00: fix SeriesDate/AcquisitionDate
     for f in (root / "pet" / "y90").iterdir():
         ds = pydicom.dcmread(f)
-        ds.SeriesDate = ds.AcquisitionDate = (therapy + dt.timedelta(days=1)).strftime("%Y%m%d")
+        ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = (therapy + dt.timedelta(days=1)).strftime("%Y%m%d")
         ds.save_as(f)
     (root / "study.yaml").write_text(f"therapy:\n  date: {therapy.isoformat()}\n  type: tare\n")
     return {"pet_masks": pet, "act_admin": act_admin, "suv": suv}
@@ -213,7 +213,8 @@ def write_prrt_study(root: Path) -> dict:
     _dce_series(root, "mr_base", generate_uid(), for_uid, d0, m, TRUTH)
     mf = {k: v.copy() for k, v in m.items()}
     mf["Lesion 1"][:] = False
-    mf["Lesion 1"][2:4, 7:9, 7:9] = True                          # 4 x 4 mm: diameter halves
+    mf["Lesion 1"][2:4, 10:12, 6:8] = True                        # 4 x 4 mm (diameter halves), drawn off the
+    #                                                              baseline mask: the dose grid must not take it
     _dce_series(root, "mr_fu", generate_uid(), for_uid, dfu, mf, TRUTH_FU)
     coarse = lambda a: a.reshape(SHAPE_PET[0], 8, 2, 8, 2).mean(axis=(2, 4))  # noqa: E731
     pet = {k: coarse(v.astype(float)) > 0.5 for k, v in m.items()}
@@ -222,11 +223,10 @@ def write_prrt_study(root: Path) -> dict:
     a0[pet["Lesion 1"]] = 2.0e5
     a0[pet["Lesion 2"]] = 5.0e4
     lam = np.log(2) / LU_EFF_HALF_LIFE_H
-    st = generate_uid()
     for i, th in enumerate(LU_TIMES_H):
         when = dt.datetime(2026, 3, 9, 8, 0) + dt.timedelta(hours=th)
         _write(root / f"lu{i}", a0 * np.exp(-lam * th), SP_PET,
-               _pet_factory(st, generate_uid(), for_uid, when.date(), "Lu-177 DOTATATE", LU_HALF_LIFE_S, 7.4e9,
+               _pet_factory(generate_uid(), generate_uid(), for_uid, when.date(), "Lu-177 DOTATATE", LU_HALF_LIFE_S, 7.4e9,
                             "080000", when.strftime("%H%M%S")))
         for f in (root / f"lu{i}").iterdir():                   # the injection was on the therapy day
             ds = pydicom.dcmread(f)

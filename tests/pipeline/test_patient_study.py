@@ -79,6 +79,9 @@ def test_one_patient_end_to_end(study, tmp_path):
         assert (pdir / "maps" / f"{name}.nii.gz").is_file(), name
     side = json.loads((pdir / "maps" / "dose_gy.json").read_text())
     assert side["Units"] == "Gy" and side["Session"] == "post_therapy" and side["Grid"] == "y90"
+    assert side["Provenance"]["Settings"]["method"] == "ldm" and side["Provenance"]["Settings"]["nuclide"] == "Y-90"
+    kside = json.loads((pdir / "maps" / "ktrans.json").read_text())
+    assert kside["Units"] == "1/min" and kside["Provenance"]["Settings"]["model"] == "etofts"
     ms = json.loads((pdir / "masks" / "dce.json").read_text())
     assert ms["labels"]["1"] == "Lesion 1" and ms["labels"]["10"] == "Liver"
     lab = io.read_nifti(pdir / "masks" / "dce.nii.gz")
@@ -154,3 +157,6 @@ def test_prrt_followup_recist_and_lu177(tmp_path):
     pdir = tmp_path / "res" / "patients" / p.pseudonym
     assert (pdir / "maps" / "ktrans_followup.nii.gz").is_file() and (pdir / "masks" / "dce_followup.nii.gz").is_file()
     assert json.loads((pdir / "maps" / "dose_gy.json").read_text())["Grid"] == "lu177"
+    # the 177Lu scans found their masks through the frame of reference: the baseline session's (nearest)
+    lab = np.asarray(io.read_nifti(pdir / "masks" / "lu177.nii.gz").array)
+    np.testing.assert_array_equal(lab == 1, info["pet_masks"]["Lesion 1"])

@@ -282,6 +282,8 @@ class _Run:
                                   "cannot be located; add a SEG referencing it")
         reg = Regions()
         own = set(series.series_uids if hasattr(series, "series_uids") else (series.series_uid,))
+        direct_segs = [s for s in segs if own & set(s.referenced_series_uids)]
+        segs = direct_segs or self._nearest_session(segs, series)
         for s in segs:
             direct = bool(own & set(s.referenced_series_uids))
             for path in s.files:
@@ -301,6 +303,32 @@ class _Run:
                         reg.sources[kind] = label
         self.grids[grid] = (ref, reg, series.series_uid)
         return reg
+
+    def _nearest_session(self, segs: Sequence[Any], series: Any) -> list:
+        """Of masks found through the frame of reference, those drawn on the session nearest in time
+        to ``series`` (earlier wins a tie): a post-therapy scan takes the baseline masks, not the
+        follow-up's."""
+        def when(x: Any) -> Optional[datetime]:
+            t = getattr(x, "acquired", None)
+            if t is None and getattr(x, "date", None) is not None:
+                t = datetime.combine(x.date, datetime.min.time())
+            return t
+
+        target = when(series)
+        if target is None or len(segs) < 2:
+            return list(segs)
+        scored = []
+        for sg in segs:
+            refs = [self.p.series_by_uid(u) for u in sg.referenced_series_uids]
+            times = [when(r) for r in refs if r is not None and when(r) is not None] or [when(sg)]
+            t = times[0]
+            if t is None:
+                scored.append((float("inf"), 0.0, sg))
+            else:
+                d = (t - target).total_seconds()
+                scored.append((abs(d), d, sg))
+        best = min((a, b) for a, b, _ in scored)
+        return [sg for a, b, sg in scored if (a, b) == best]
 
     def _on_grid(self, mask: Image, ref: Image, path: Path, label: str, grid: str, *, strict: bool) -> np.ndarray:
         src = np.asarray(mask.array, bool)
@@ -705,6 +733,7 @@ def _response_step(run: _Run) -> None:
 # ====================================================================== outputs
 def _write_outputs(run: _Run) -> None:
     from ..io import write_nifti
+    from ..provenance import provenance
 
     maps_dir = run.out / "maps"
     masks_dir = run.out / "masks"
@@ -714,11 +743,8 @@ def _write_outputs(run: _Run) -> None:
     for name, (img, grid, session, uid) in sorted(run.maps.items()):
         side = {"Quantity": _MAP_QUANTITY.get(name.replace("_followup", ""), name), "Units": img.units,
                 "SourceSeriesUID": uid, "Session": session, "Grid": grid, "Patient": run.name,
-                "Software": "theraquant"}
-        st = run.settings.get("dce_followup" if name.endswith("_followup") and name.startswith(
-            tuple(DCE_UNITS)) else ("dce" if name in DCE_UNITS else ""), None)
-        if st:
-            side["Settings"] = st
+                "Provenance": provenance(settings=run.settings.get(_map_step(name), {}), units={name: img.units},
+                                         command="theraquant.pipeline.process_patient")}
         maps_dir.mkdir(parents=True, exist_ok=True)
         dtype = np.uint8 if name == "hypoxic" else np.float32
         run.written.append(write_nifti(img, maps_dir / f"{name}.nii.gz", sidecar=side, dtype=dtype))
@@ -738,6 +764,18 @@ def _write_outputs(run: _Run) -> None:
         side = {"labels": labels, "Grid": grid, "SourceSeriesUID": uid, "Patient": run.name}
         run.written.append(write_nifti(Image(lab, ref.affine), masks_dir / f"{grid}.nii.gz", sidecar=side,
                                        dtype=np.int16))
+
+
+def _map_step(name: str) -> str:
+    """The settings entry (step) that made a map."""
+    base = name[: -len("_followup")] if name.endswith("_followup") else name
+    if base in DCE_UNITS:
+        return "dce_followup" if name.endswith("_followup") else "dce"
+    if name in ("suv_fmiso", "fmiso_tbp", "hypoxic"):
+        return "fmiso"
+    if name in ("activity_y90", "dose_gy"):
+        return "dose"
+    return "response"
 
 
 def _histograms(run: _Run) -> None:
