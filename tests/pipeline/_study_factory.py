@@ -184,7 +184,8 @@ def tare_patient(root: Path, p: Patient, therapy: dt.date, *, n_lesions: int = 2
     uids = {}
     uids["vfa2"] = mr_series(d / "mr" / "vfa_a", p, base, flip_angles=(2.0,), desc="VFA 2deg")
     uids["vfa15"] = mr_series(d / "mr" / "vfa_b", p, base, flip_angles=(15.0,), desc="VFA 15deg")
-    uids["dce"] = mr_series(d / "mr" / "dyn", p, base, n_times=4, flip_angles=(15.0,), desc="DCE", ext="")
+    uids["dce"] = mr_series(d / "mr" / f"dyn_{base.isoformat()}", p, base, n_times=4, flip_angles=(15.0,), desc="DCE",
+                            ext="")  # a date in the folder name, as exports often have
     uids["fmiso"] = pet_series(d / "fmiso", p, base - dt.timedelta(days=2), tracer="[18F]FMISO", desc="FMISO")
     uids["fdg"] = pet_series(d / "fdg0", p, base, tracer="Fludeoxyglucose", nuclide="^18^Fluorine",
                              desc="FDG base")

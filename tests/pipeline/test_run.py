@@ -90,6 +90,11 @@ def test_layout_tables_and_a_broken_patient_that_loses_nothing(study, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["Kind"] == "study run" and manifest["Complete"] is True
     assert {k: v["status"] for k, v in manifest["Patients"].items()} == {"P001": "ok", "P002": "ok", "P003": "failed"}
+    key = pd.read_csv(tmp_path / "key.csv", dtype=str)
+    assert key[["pseudonym", "patient_id"]].values.tolist() == [["P001", "AA-1001"], ["P002", "BB-1002"],
+                                                                ["P003", "ZZ-BROKEN-3"]]
+    # dates shifted by the key's days: therapy (first 90Y scan) of P001
+    shift = int(key["date_shift_days"].iloc[0])
     design = json.loads((out / "study.json").read_text())
     assert design["study_dir"] == str(study.resolve()) and design["pseudonymised"] is True
     p1 = design["patients"][0]
@@ -98,13 +103,10 @@ def test_layout_tables_and_a_broken_patient_that_loses_nothing(study, tmp_path):
     dce = next(s for s in p1["series"] if s["role"] == "dce")
     assert dce["n_temporal"] == 4 and dce["n_files"] == len(dce["files"]) == 8
     # the study names its folders by PatientID: in pseudonymised results those paths are redacted
-    assert dce["files_redacted"] is True and dce["files"][0] == "P001/mr/dyn/0000"
-    assert all((study / f.replace("P001", "aa-1001")).is_file() for f in dce["files"])
-    key = pd.read_csv(tmp_path / "key.csv", dtype=str)
-    assert key[["pseudonym", "patient_id"]].values.tolist() == [["P001", "AA-1001"], ["P002", "BB-1002"],
-                                                                ["P003", "ZZ-BROKEN-3"]]
-    # dates shifted by the key's days: therapy (first 90Y scan) of P001
-    shift = int(key["date_shift_days"].iloc[0])
+    shifted = (THERAPY - dt.timedelta(days=10) + dt.timedelta(days=shift)).isoformat()
+    assert dce["files_redacted"] is True and dce["files"][0] == f"P001/mr/dyn_{shifted}/0000"
+    real = (THERAPY - dt.timedelta(days=10)).isoformat()
+    assert all((study / f.replace("P001", "aa-1001").replace(shifted, real)).is_file() for f in dce["files"])
     assert shift % 7 == 0 and -3633 <= shift <= -364
     real = THERAPY + dt.timedelta(days=1)
     assert patients["therapy_date"].iloc[0] == (real + dt.timedelta(days=shift)).isoformat()

@@ -441,7 +441,7 @@ def _series_record(s: Any, root: Path, patient: PatientStudy, days: int, ids: li
     files = [_rel(f, root) for f in s.files]
     redacted = False
     if private:
-        clean = [scrub(f, patient, identifiers=ids) for f in files]
+        clean = [scrub(f, patient, shift_days=days, identifiers=ids) for f in files]
         redacted = clean != files
         files = clean
     rec = {"series_uid": s.series_uid, "study_uid": s.study_uid, "role": s.role, "modality": s.modality,
@@ -518,7 +518,8 @@ def _discovery_failures(study: Study, private: bool) -> list[dict]:
         p = by_pseudonym.get(q.patient)
         if private and p is not None:
             days, ids = date_shift_days(p), identifier_strings(p)
-            rows.append({"patient": q.patient, "step": "discovery", "file": scrub(q.file, p, identifiers=ids),
+            rows.append({"patient": q.patient, "step": "discovery", "file": scrub(q.file, p, shift_days=days,
+                                                                                 identifiers=ids),
                          "message": scrub(q.message, p, shift_days=days, identifiers=ids)})
         else:
             name = q.patient
