@@ -18,7 +18,7 @@ from typer.core import TyperGroup
 from . import __version__
 from .errors import TheraquantError
 from .quantities import PlausibilityWarning
-from .pipeline._dce import DCE_AIFS, DCE_MODELS
+from .pipeline import DCE_AIFS, DCE_MODELS  # public API (private-modules contract)
 
 app = typer.Typer(name="theraquant", help="Quantitative imaging for radionuclide therapy of liver tumours: DCE-MRI "
                   "perfusion, PET SUV and hypoxia, voxel dosimetry, response criteria, cohort statistics.",

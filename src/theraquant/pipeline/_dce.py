@@ -346,7 +346,7 @@ def run_dce_fit(settings: DceFitSettings | Path | str, out_dir: Path | str | Non
     import numpy as np
 
     from .. import dce
-    from ..dce._models import MODELS, UNITS
+    from ..dce import MODELS
     from ..image import Image
     from ..io import write_nifti
     from ..provenance import provenance, write_json
@@ -513,7 +513,7 @@ def run_dce_fit(settings: DceFitSettings | Path | str, out_dir: Path | str | Non
         "series_uid": series_uid,
         "fit": dict(res.settings),
     }
-    units = {k: res.units.get(k) or UNITS.get(k, "") for k in res}
+    units = {k: res.units.get(k) or "" for k in res}
     ext = ".nii.gz" if compress else ".nii"
 
     def write_map(name: str) -> Path:

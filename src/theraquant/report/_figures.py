@@ -1,4 +1,4 @@
-"""Figures of results (matplotlib, Agg backend: no display needed)."""
+"""Figures of results (matplotlib Figure + its own Agg canvas: no display, no process-wide backend)."""
 
 from __future__ import annotations
 
@@ -23,17 +23,19 @@ def dce_phantom_figure(path: Path, ph, res, model: str, slice_z: int) -> Path:
     slice_z : int
         Slice shown.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     from .. import dce
-    from ..dce._models import MODELS, UNITS
+    from ..dce import MODELS
+
+    units = dict(getattr(res, "units", {}) or {})  # the fit's own units (no private dce module)
 
     params = [p for p in MODELS[model].free if p in ph.truth]
-    fig, axes = plt.subplots(3, len(params), figsize=(3.2 * len(params), 9.0), constrained_layout=True)
+    fig = Figure(figsize=(3.2 * len(params), 9.0), layout="constrained")  # never pyplot: no global state
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(3, len(params), squeeze=False)
     labels = ph.labels.array
     tissue = np.isin(labels, [1, 2, 3, 4])
     for j, p in enumerate(params):
@@ -42,7 +44,7 @@ def dce_phantom_figure(path: Path, ph, res, model: str, slice_z: int) -> Path:
         hi = float(np.nanpercentile(ph.truth[p], 99)) * 1.3
         for i, (arr, what) in enumerate(((truth, "truth"), (fitted, "fitted"))):
             im = axes[i, j].imshow(arr, cmap="viridis", vmin=0.0, vmax=hi, interpolation="nearest")
-            axes[i, j].set_title(f"{p} {what} ({UNITS.get(p, '')})", fontsize=9)
+            axes[i, j].set_title(f"{p} {what} ({units.get(p, '')})", fontsize=9)
             axes[i, j].set_axis_off()
         fig.colorbar(im, ax=axes[:2, j], shrink=0.6)
     # example curves: the voxel nearest each tissue label's centre, data and fitted model
@@ -71,5 +73,4 @@ def dce_phantom_figure(path: Path, ph, res, model: str, slice_z: int) -> Path:
         ax.set_title("tissue curves (one voxel)", fontsize=9)
     fig.suptitle(f"theraquant demo: synthetic liver DCE phantom, {model} fit (slice z = {slice_z})")
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
