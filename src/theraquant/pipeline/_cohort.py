@@ -9,7 +9,10 @@ cohort.json is in docs/results-layout.md.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._config import StudyConfig
 
 import numpy as np
 import pandas as pd
@@ -79,7 +82,7 @@ def _stratified(data: pd.DataFrame, cluster: str | None) -> tuple[dict[str, Any]
     return {"cutoffs": cut, "ci": "Wilson 95 %", "rows": rows}, table.summary()
 
 
-def cohort_analysis(lesions: pd.DataFrame, config: Any, out_dir: str | Path) -> dict[str, Any]:
+def cohort_analysis(lesions: pd.DataFrame, config: "StudyConfig", out_dir: str | Path) -> dict[str, Any]:
     """Statistics of the lesion table: markers vs response, predictor; writes cohort.json/.txt, model.json.
 
     Parameters

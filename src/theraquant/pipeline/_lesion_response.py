@@ -52,6 +52,14 @@ def grade(criteria: str, baseline: Mapping[str, float], followup: Mapping[str, f
         ``response_rule``, ``response_criteria``, ``response_measure``, ``response_unit``,
         ``response_baseline``, ``response_followup``, ``response_change_pct``; patient:
         ``response``, ``response_rule``.
+
+    Examples
+    --------
+    Two liver lesions by RECIST 1.1, each on its own change (40 -> 20 mm: PR; 30 -> 33 mm: SD):
+
+    >>> rows, patient = grade("recist", {"1": 40.0, "2": 30.0}, {"1": 20.0, "2": 33.0})
+    >>> rows["1"]["response"], rows["1"]["responder"], rows["2"]["response"], patient["response"]
+    ('PR', 1.0, 'SD', 'SD')
     """
     from .. import response
 

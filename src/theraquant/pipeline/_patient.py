@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,10 @@ import pandas as pd
 from ..errors import TheraquantError
 from ..image import Image
 from ._lesion_dce import DCE_UNITS, Regions
+
+if TYPE_CHECKING:
+    from ._config import StudyConfig
+    from ._discovery import PatientStudy
 
 __all__ = ["Failure", "PatientOutcome", "process_patient", "LESION_COLUMNS", "PATIENT_COLUMNS",
            "CURVE_COLUMNS", "DVH_COLUMNS"]
@@ -848,7 +852,7 @@ def _tables(run: _Run) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return lesions, curves, dvh
 
 
-def process_patient(patient: Any, config: Any, out_dir: str | Path, *,
+def process_patient(patient: "PatientStudy", config: "StudyConfig", out_dir: str | Path, *,
                     study_dir: str | Path | None = None) -> PatientOutcome:
     """Compute one patient's lesion biomarkers, response and dose, and write its maps and masks.
 
