@@ -99,8 +99,10 @@ def _pet_factory(study, series, for_uid, date, tracer, nuclide_half_life, dose_b
     return make
 
 
-def write_study(root: Path) -> dict:
-    """One patient: baseline DCE + VFA + SEG (day -7), FMISO (day -5), 90Y PET (therapy day)."""
+def write_study(root: Path, *, masks: str = "seg") -> dict:
+    """One patient: baseline DCE + VFA + SEG (day -7), FMISO (day -5), 90Y PET (therapy day).
+
+    ``masks="rtstruct"``: the masks as an RTSTRUCT on the DCE series instead of a SEG."""
     d0, therapy = dt.date(2026, 3, 2), dt.date(2026, 3, 9)
     for_uid = generate_uid()
     st_mr, st_pet, st_y = generate_uid(), generate_uid(), generate_uid()
@@ -135,8 +137,9 @@ def write_study(root: Path) -> dict:
             ds.FlipAngle, ds.RepetitionTime, ds.EchoTime, ds.AcquisitionTime = fa, TR_MS, 1.2, "095000"
         _write(root / "mr" / f"vfa{i}", s, SP_MR, mr(uid, f"VFA {fa:g}"), slope=0.01, per_frame=vfa_frame)
     src = io.read_dicom_series(root / "mr" / "dce").meta["headers"]
-    io.write_seg({k: Image(v, Image.from_spacing(np.zeros(SHAPE_MR), SP_MR).affine) for k, v in m.items()},
-                 [h[0] if isinstance(h, list) else h for h in src], root / "seg" / "seg.dcm")
+    writer = io.write_seg if masks == "seg" else io.write_rtstruct
+    writer({k: Image(v, Image.from_spacing(np.zeros(SHAPE_MR), SP_MR).affine) for k, v in m.items()},
+           [h[0] if isinstance(h, list) else h for h in src], root / "seg" / "seg.dcm")
     # PET on a 4 mm grid covering the same volume (same frame of reference)
     coarse = lambda a: a.reshape(SHAPE_PET[0], 8, 2, 8, 2).mean(axis=(2, 4))  # noqa: E731
     pet = {k: coarse(v.astype(float)) > 0.5 for k, v in m.items()}

@@ -160,3 +160,16 @@ def test_prrt_followup_recist_and_lu177(tmp_path):
     # the 177Lu scans found their masks through the frame of reference: the baseline session's (nearest)
     lab = np.asarray(io.read_nifti(pdir / "masks" / "lu177.nii.gz").array)
     np.testing.assert_array_equal(lab == 1, info["pet_masks"]["Lesion 1"])
+
+
+def test_rtstruct_masks_rasterised_on_each_grid(tmp_path):
+    root = tmp_path / "rt"
+    write_study(root, masks="rtstruct")
+    s = discover_study(root)
+    out = process_patient(s.patients[0], s.config, tmp_path / "res", study_dir=root)
+    assert out.failures == (), out.failures
+    les = out.lesions.set_index("lesion")
+    # contours along voxel edges rasterise back to the same voxels: the SEG results
+    assert les.loc["1", "volume_ml"] == pytest.approx(32 * 0.016)
+    assert les.loc["1", "ktrans"] == pytest.approx(TRUTH["1"]["Ktrans"], rel=0.02)
+    assert les.loc["1", "t_bp"] == pytest.approx(1.5, rel=1e-3)
