@@ -172,6 +172,8 @@ def _option_flags(func: Callable) -> dict[str, str]:
         decls = [d for d in getattr(param.default, "param_decls", None) or () if d.startswith("--")]
         if decls:
             flags[name] = decls[0].split("/")[0]
+        elif getattr(param.default, "metavar", None):  # a positional argument: its METAVAR
+            flags[name] = param.default.metavar
     return flags
 
 
@@ -188,8 +190,10 @@ def _one_line_warnings(func: Callable):
     def show(message, category, filename, lineno, file=None, line=None):
         text = str(message).splitlines()[0] if str(message) else category.__name__
         arg = getattr(message, "argument", None)
-        if arg in flags:
-            text = re.sub(rf"^{re.escape(arg)}=", f"{flags[arg]} ", text)
+        if arg in flags:  # the API keyword in the message becomes the flag (dt=5000 -> --dt 5000)
+            new = re.sub(rf"(?<![\w-]){re.escape(arg)}(=|\b)", lambda m: flags[arg] + (" " if m.group(1) else ""),
+                         text, count=1)
+            text = new if new != text else f"{flags[arg]}: {text}"
         key = (getattr(message, "quantity", ""), getattr(message, "value", None)) if getattr(
             message, "quantity", "") else text
         if key not in seen:
