@@ -305,7 +305,7 @@ _TRACERS = (
     ("y90", re.compile(r"y-?90|90-?y|yttrium|\^90\^y")),
     ("lu177", re.compile(r"lu-?177|177-?lu|lutetium|\^177\^lu")),
 )
-_HEADER_TAGS = (
+_HEADER_TAGS = (  # the tags discovery uses (documentation; reading them all is faster than specific_tags)
     "PatientID", "PatientName", "PatientBirthDate", "OtherPatientIDs", "AccessionNumber", "StudyInstanceUID",
     "StudyDate", "StudyTime", "SeriesInstanceUID", "SeriesDate", "SeriesTime", "SeriesDescription", "Modality",
     "SOPClassUID", "FrameOfReferenceUID", "AcquisitionDate", "AcquisitionTime", "AcquisitionDateTime",
@@ -463,7 +463,7 @@ def _read_header(path: Path) -> _Header | str:
     from pydicom.errors import InvalidDicomError
 
     try:
-        ds = pydicom.dcmread(str(path), stop_before_pixels=True, defer_size="4 KB", specific_tags=list(_HEADER_TAGS))
+        ds = pydicom.dcmread(str(path), stop_before_pixels=True, defer_size="4 KB")
     except InvalidDicomError:
         return "not a DICOM file (no DICM preamble); skipped"
     except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
@@ -518,6 +518,46 @@ def _read_header(path: Path) -> _Header | str:
                        referenced=tuple(r for r in referenced if r), labels=tuple(labels))
     except Exception as exc:  # noqa: BLE001 - a malformed value: the file is skipped with its reason
         return f"malformed DICOM header ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); skipped"
+
+
+_PARALLEL_MIN_FILES = 4000  # below this, starting reader processes costs more than it saves
+_CHUNK = 256
+
+
+def _read_chunk(paths: list[Path]) -> list[_Header | str]:
+    return [_read_header(p) for p in paths]
+
+
+def _read_headers(files: list[Path], progress: Optional[Callable[[int, int], None]]) -> list[_Header | str]:
+    """Headers of every file, in order; in a few processes for large studies (header parsing is CPU-bound)."""
+    import os
+
+    n_cpu = os.cpu_count() or 1
+    if len(files) >= _PARALLEL_MIN_FILES and n_cpu > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        chunks = [files[i:i + _CHUNK] for i in range(0, len(files), _CHUNK)]
+        out: list[Optional[list]] = [None] * len(chunks)
+        try:
+            with ProcessPoolExecutor(min(n_cpu, 4), mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = {pool.submit(_read_chunk, c): i for i, c in enumerate(chunks)}
+                done = 0
+                for fut in as_completed(futures):
+                    i = futures[fut]
+                    out[i] = fut.result()
+                    done += len(chunks[i])
+                    if progress is not None:
+                        progress(done, len(files))
+            return [h for chunk in out for h in (chunk or [])]
+        except Exception:  # noqa: BLE001 - no child processes here (e.g. inside a daemon worker): read in turn
+            pass
+    headers = []
+    for i, f in enumerate(files):
+        headers.append(_read_header(f))
+        if progress is not None:
+            progress(i + 1, len(files))
+    return headers
 
 
 def _walk(study_dir: Path) -> list[Path]:
@@ -669,6 +709,8 @@ def _date_problems(pseudonym: str, series: list[SeriesInfo], headers: dict[str, 
     """Contradicting dates: a series acquired more than a day from its StudyDate, injection after scan."""
     for s in series:
         hs = headers.get(s.series_uid, [])
+        if s.role in ("seg", "rtstruct"):  # derived objects carry their creation date: no acquisition to check
+            continue
         if s.study_date is not None and s.acquired is not None and abs((s.acquired.date() - s.study_date).days) > 1:
             problems.append(Problem(pseudonym, _rel(s.files[0], root), "dates", f"contradicting dates: StudyDate "
                             f"{s.study_date.isoformat()} but acquired {s.acquired.date().isoformat()} "
@@ -818,8 +860,7 @@ def discover_study(study_dir: str | Path, *, config: StudyConfig | None = None,
     problems: list[str] = []
     by_patient: dict[str, dict[str, list[_Header]]] = {}
     n_dicom = 0
-    for i, f in enumerate(files):
-        h = _read_header(f)
+    for f, h in zip(files, _read_headers(files, progress)):
         if isinstance(h, str):
             problems.append(Problem("", _rel(f, root), "file", h))
         elif h.modality not in ("MR", "CT", "PT", "NM", "SEG", "RTSTRUCT") and not h.patient_id:
@@ -830,8 +871,6 @@ def discover_study(study_dir: str | Path, *, config: StudyConfig | None = None,
         else:
             n_dicom += 1
             by_patient.setdefault(h.patient_id, {}).setdefault(h.series_uid, []).append(h)
-        if progress is not None:
-            progress(i + 1, len(files))
     if not files:
         problems.append(Problem("", "", "file", f"{root}: no files in the study folder"))
     patients = []

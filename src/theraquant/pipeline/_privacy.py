@@ -23,6 +23,7 @@ from ._discovery import PatientStudy
 __all__ = ["date_shift_days", "shift_date", "scrub", "identifier_strings", "safe_folder_name", "display_patient"]
 
 _ISO_DATE = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
+_DICOM_DATE = re.compile(r"(?<![\d.])((?:19|20)\d{2})(\d{2})(\d{2})(?!\d)")  # YYYYMMDD, not inside a UID
 _MIN_LEN = 3  # identifiers shorter than this are not searched for in text (they would match everywhere)
 
 
@@ -72,7 +73,7 @@ def identifier_strings(patient: PatientStudy) -> list[str]:
 
 def scrub(text: str, patient: PatientStudy | None, *, shift_days: int = 0,
           identifiers: Iterable[str] | None = None) -> str:
-    """Remove a patient's identifiers from ``text`` and shift its ISO dates (YYYY-MM-DD).
+    """Remove a patient's identifiers from ``text`` and shift its dates (YYYY-MM-DD, and YYYYMMDD not in a UID).
 
     Parameters
     ----------
@@ -91,6 +92,8 @@ def scrub(text: str, patient: PatientStudy | None, *, shift_days: int = 0,
     >>> p = PatientStudy("TQ-007", "P003", (), None, "", {}, (), (), identifiers={"PatientName": "Doe^Jane"})
     >>> scrub("tq-007/dce/IM1: Jane Doe scanned 2024-03-01", p, shift_days=-7)
     'P003/dce/IM1: P003 P003 scanned 2024-02-23'
+    >>> scrub("TQ-007/20240301/seg.dcm (series 1.2.20240301.5)", p, shift_days=-7)
+    'P003/20240223/seg.dcm (series 1.2.20240301.5)'
     """
     if not text:
         return text
@@ -100,13 +103,14 @@ def scrub(text: str, patient: PatientStudy | None, *, shift_days: int = 0,
             text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(ident)}(?![A-Za-z0-9])", patient.pseudonym, text,
                           flags=re.IGNORECASE)
     if shift_days:
-        def _shift(m: re.Match) -> str:
+        def _shift(m: re.Match, fmt: str) -> str:
             try:
                 d = _dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
             except ValueError:
                 return m.group(0)
-            return (d + _dt.timedelta(days=shift_days)).isoformat()
-        text = _ISO_DATE.sub(_shift, text)
+            return (d + _dt.timedelta(days=shift_days)).strftime(fmt)
+        text = _ISO_DATE.sub(lambda m: _shift(m, "%Y-%m-%d"), text)
+        text = _DICOM_DATE.sub(lambda m: _shift(m, "%Y%m%d"), text)
     return text
 
 
