@@ -260,32 +260,94 @@ def write_dicom_series(image: Image, out_dir: str | Path, *, modality: str, head
         ds.NumberOfFrames = 1  # one slice per file; geometry in ImagePositionPatient
     sign = np.int16 if signed else np.uint16
 
+    # Fast path: serialise one template file with fixed-width placeholders, then patch the bytes
+    # of what changes per file (UID, instance number, position, slope, times, pixels). pydicom
+    # would take ~5 ms to encode each file; patching takes ~0.1 ms.
+    root = generate_uid()[:44]
+    uid_len = len(root) + 8  # root + "." + 7-digit counter (no leading zero)
+    ph = {
+        "uid": (root + "." + "9" * 7).encode(),
+        "inst": b"99999991", "tpi": b"99999992",
+        "ipp": [b"+9.11111111e+01", b"+9.22222222e+01", b"+9.33333333e+01"],
+        "sloc": b"+9.44444444e+01", "slope": b"+9.55555555e+01", "trig": b"+9.66666666e+01",
+        "acq": b"235959.111111", "cont": b"235959.222222",
+    }
+    ds.SOPInstanceUID = ph["uid"].decode()
+    ds.file_meta.MediaStorageSOPInstanceUID = ph["uid"].decode()
+    ds.InstanceNumber = ph["inst"].decode()
+    ds.ImagePositionPatient = [v.decode() for v in ph["ipp"]]
+    ds.SliceLocation = ph["sloc"].decode()
+    ds.RescaleSlope = ph["slope"].decode()
+    if nt > 1:
+        ds.TemporalPositionIdentifier = ph["tpi"].decode()
+        ds.AcquisitionTime = ph["acq"].decode()
+        ds.ContentTime = ph["cont"].decode()
+        ds.TriggerTime = ph["trig"].decode()
+    nbytes = ny * nx * 2
+    ds.PixelData = bytes(nbytes)
+    import io as _io
+
+    buf = _io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    template = buf.getvalue()
+    if not template.endswith(bytes(nbytes)):
+        raise TheraquantError("write_dicom_series: internal error, pixel data is not the last element")
+
+    def where(b: bytes, count: int = 1) -> list[int]:
+        found, start_at = [], 0
+        while True:
+            k = template.find(b, start_at)
+            if k < 0:
+                break
+            found.append(k)
+            start_at = k + 1
+        if len(found) != count:
+            raise TheraquantError(f"write_dicom_series: internal error, placeholder {b!r} found {len(found)} times")
+        return found
+
+    offs: dict[str, list[int]] = {"uid": where(ph["uid"], 2), "inst": where(ph["inst"]),
+                                  "sloc": where(ph["sloc"]), "slope": where(ph["slope"])}
+    for j, v in enumerate(ph["ipp"]):
+        offs[f"ipp{j}"] = where(v)
+    if nt > 1:
+        for k in ("tpi", "acq", "cont", "trig"):
+            offs[k] = where(ph[k])
+    pix_off = len(template) - nbytes
+
+    def put(out: bytearray, key: str, value: bytes) -> None:
+        for o in offs[key]:
+            out[o:o + len(value)] = value
+
+    def ds15(v: float) -> bytes:
+        return f"{v:+.8e}".encode()
+
     written: list[Path] = []
     index = 0
     for z in range(nz):
         ipp = image.affine[:3, 3] + image.affine[:3, 0] * z
-        ds.ImagePositionPatient = [round(float(v), 6) for v in ipp]
-        ds.SliceLocation = round(float(ipp @ slice_dir), 6)
         for t in range(nt):
-            slope = float(slopes[z, t])
+            # round the slope to what the header states, so values are reproduced from it exactly
+            slope = float(f"{float(slopes[z, t]):+.8e}")
             stored = np.clip(np.rint(arr[z, :, :, t] / slope), -32768 if signed else 0, top).astype(sign)
-            ds.RescaleSlope = f"{slope:.10g}"[:16]
-            # the stored slope string is what readers apply: re-derive the values from it exactly
-            ds.PixelData = stored.tobytes()
-            ds.InstanceNumber = index + 1
-            uid = generate_uid()
-            ds.SOPInstanceUID = uid
-            ds.file_meta.MediaStorageSOPInstanceUID = uid
+            out = bytearray(template)
+            put(out, "uid", f"{root}.{1000000 + index}".encode())
+            put(out, "inst", f"{index + 1:08d}".encode())
+            for j in range(3):
+                put(out, f"ipp{j}", ds15(float(ipp[j])))
+            put(out, "sloc", ds15(float(ipp @ slice_dir)))
+            put(out, "slope", ds15(slope))
             if nt > 1:
                 when = start + timedelta(seconds=float(ft[t]))
-                ds.TemporalPositionIdentifier = t + 1
-                ds.AcquisitionTime = _tm(when)
-                ds.ContentTime = _tm(when)
-                ds.TriggerTime = round(float(ft[t]) * 1000.0, 3)
+                put(out, "tpi", f"{t + 1:08d}".encode())
+                put(out, "acq", _tm(when).encode())
+                put(out, "cont", _tm(when).encode())
+                put(out, "trig", ds15(float(ft[t]) * 1000.0))
+            out[pix_off:] = stored.astype("<" + stored.dtype.str[1:]).tobytes()
             name = (file_name(index, z, t) if callable(file_name)
                     else file_name.format(index=index, z=z, t=t, modality=modality))
             path = out_dir / name
-            ds.save_as(path, enforce_file_format=True)
+            with open(path, "wb") as fh:
+                fh.write(out)
             written.append(path)
             index += 1
     return written
