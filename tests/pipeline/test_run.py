@@ -317,3 +317,14 @@ def test_demo_results_layout(demo_results, design):
     assert "ktrans" in val and val["ktrans"]["n"] > 0
     manifest = json.loads((res / "manifest.json").read_text())
     assert manifest["Complete"] is True and manifest["Kind"] == "study run"
+
+
+def test_scheduler_address_uses_an_existing_cluster(study, tmp_path):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        run = _run(study, tmp_path / "r", scheduler=cluster.scheduler_address)
+        assert sorted(run.ran) == ["P001", "P002", "P003"]
+        assert len(cluster.scheduler.workers) == 1  # still up: run_study left the cluster it did not start
+    with pytest.raises(TheraquantError, match="--scheduler tcp://127.0.0.1:9: cannot connect"):
+        _run(study, tmp_path / "r2", scheduler="tcp://127.0.0.1:9")

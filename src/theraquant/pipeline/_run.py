@@ -546,12 +546,23 @@ def _write_key(path: Path, study: Study) -> None:
     write_table(pd.DataFrame(rows, columns=["pseudonym", "patient_id", "date_shift_days"]), path)
 
 
+def _probe(address: str) -> None:
+    """Fail fast (instead of the client's retries) when nothing listens at a tcp:// scheduler address."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme == "tcp" and parts.hostname and parts.port:
+        socket.create_connection((parts.hostname, parts.port), timeout=10).close()
+
+
 def _start_client(settings: RunSettings) -> tuple[Any, Any]:
     import dask
     from distributed import Client, LocalCluster
 
     if settings.scheduler:
         try:
+            _probe(settings.scheduler)
             return Client(settings.scheduler, timeout="20s"), None
         except (OSError, TimeoutError) as exc:
             raise TheraquantError(f"--scheduler {settings.scheduler}: cannot connect ({exc})", argument="scheduler",
