@@ -43,7 +43,6 @@ def render(fig, caption: str, alt: str) -> DocFigure:
     buf = io.BytesIO()
     fig.canvas.print_png(buf)
     w, h = fig.canvas.get_width_height()
-    fig.clear()
     return DocFigure(png=buf.getvalue(), caption=caption, alt=alt, width_px=int(w), height_px=int(h))
 
 
@@ -187,49 +186,60 @@ class MapPanel:
 
 
 def maps_figure(panels: Sequence[MapPanel]):
+    """Map slices on their anatomy, blended here into one RGB image per panel (one image, not two
+    composited by Agg: ~3x faster), voxel-edge outlines as line segments, a colour bar per map."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.collections import LineCollection
+    from matplotlib.colors import Normalize
+    from matplotlib.ticker import MaxNLocator
+
     n = len(panels)
     ncol = min(n, 4)
     nrow = int(np.ceil(n / ncol))
-    from matplotlib.ticker import MaxNLocator
-
-    width, height = 3.1 * ncol, 2.9 * nrow
+    width, height = 3.1 * ncol, 2.75 * nrow
     fig = new_figure(width, height, layout=None)
-    gs = fig.add_gridspec(nrow, ncol, left=0.5 / width, right=1 - 0.1 / width, bottom=0.45 / height,
-                          top=1 - 0.42 / height, wspace=0.62, hspace=0.5)
+    gs = fig.add_gridspec(nrow, ncol, left=0.5 / width, right=1 - 0.75 / width, bottom=0.45 / height,
+                          top=1 - 0.42 / height, wspace=0.62, hspace=0.45)
     for k, p in enumerate(panels):
         ax = fig.add_subplot(gs[k // ncol, k % ncol])
         ax.xaxis.set_major_locator(MaxNLocator(4))
         ax.yaxis.set_major_locator(MaxNLocator(4))
-        if p.background is not None:
-            bg = p.background
-            lo, hi = np.nanpercentile(bg, [1, 99]) if np.isfinite(bg).any() else (0, 1)
-            ax.imshow(bg, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1, extent=p.extent,
-                      interpolation="nearest")
-        vals = np.where(np.isfinite(p.values), p.values, np.nan)
-        shown = np.ma.masked_invalid(vals)
-        if p.background is not None:
-            shown = np.ma.masked_where(~np.isfinite(vals) | (vals == 0), vals)
+        vals = np.asarray(p.values, dtype=float)
         finite = vals[np.isfinite(vals)]
         vmin = p.vmin if p.vmin is not None else (float(np.percentile(finite, 1)) if finite.size else 0.0)
         vmax = p.vmax if p.vmax is not None else (float(np.percentile(finite, 99)) if finite.size else 1.0)
         if not vmax > vmin:
             vmax = vmin + (abs(vmin) or 1.0)
-        im = ax.imshow(shown, cmap=p.cmap, vmin=vmin, vmax=vmax, extent=p.extent, interpolation="nearest",
-                       alpha=0.8 if p.background is not None else 1.0)
+        norm = Normalize(vmin=vmin, vmax=vmax, clip=True)
+        cmap = colormaps[p.cmap]
+        rgb = cmap(norm(np.nan_to_num(vals, nan=vmin)))[..., :3]
+        shown = np.isfinite(vals)
+        if p.background is not None:
+            bg = np.asarray(p.background, dtype=float)
+            ok = np.isfinite(bg)
+            lo, hi = np.percentile(bg[ok], [1, 99]) if ok.any() else (0.0, 1.0)
+            grey = np.clip((np.nan_to_num(bg, nan=lo) - lo) / ((hi - lo) or 1.0), 0, 1)[..., None]
+            alpha = np.where(shown & (vals != 0), 0.8, 0.0)[..., None]
+            rgb = alpha * rgb + (1 - alpha) * np.repeat(grey, 3, axis=-1)
+        else:
+            rgb = np.where(shown[..., None], rgb, 1.0)
+        ax.imshow(rgb, extent=p.extent, interpolation="nearest")
+        ax.set_xlim(p.extent[0], p.extent[1])
+        ax.set_ylim(p.extent[2], p.extent[3])
         if p.liver is not None and p.liver.any():
-            ax.contour(p.liver.astype(float), levels=[0.5], colors="w", linewidths=0.7, linestyles="--",
-                       extent=_contour_extent(p.extent))
+            ax.add_collection(LineCollection(_edges(p.liver, p.extent), colors="w", linewidths=0.6,
+                                             linestyles=(0, (2, 2))))
         for mask, label in p.outlines:
             if mask.any():
-                ax.contour(mask.astype(float), levels=[0.5], colors="w", linewidths=1.3,
-                           extent=_contour_extent(p.extent))
+                ax.add_collection(LineCollection(_edges(mask, p.extent), colors="w", linewidths=1.3))
                 ys, xs = np.nonzero(mask)
-                x0, x1, y0, y1 = p.extent[0], p.extent[1], p.extent[3], p.extent[2]
-                cx = x0 + (xs.max() + 1.0) / mask.shape[1] * (x1 - x0)
-                cy = y0 + ys.min() / mask.shape[0] * (y1 - y0)
-                ax.text(cx, cy, label, color="w", fontsize=7.5, fontweight="bold",
-                        bbox={"facecolor": "k", "alpha": 0.55, "pad": 1, "lw": 0})
-        cb = fig.colorbar(im, ax=ax, shrink=0.9, pad=0.03, fraction=0.06)
+                sx = (p.extent[1] - p.extent[0]) / mask.shape[1]
+                sy = (p.extent[2] - p.extent[3]) / mask.shape[0]
+                ax.text(p.extent[0] + (xs.max() + 1.0) * sx, p.extent[3] + ys.min() * sy, label, color="w",
+                        fontsize=7.5, fontweight="bold", bbox={"facecolor": "k", "alpha": 0.55, "pad": 1, "lw": 0})
+        cax = ax.inset_axes((1.04, 0.0, 0.06, 1.0))  # no re-gridding of the figure: cheaper than ax=
+        cb = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax)
         cb.set_label(p.unit, fontsize=8)
         cb.ax.tick_params(labelsize=7)
         ax.set_title(p.title + (f"\n{p.note}" if p.note else ""), fontsize=9)
@@ -239,9 +249,24 @@ def maps_figure(panels: Sequence[MapPanel]):
     return fig
 
 
-def _contour_extent(extent):
-    """Contour extent for a pixel grid whose imshow extent is ``extent`` (top-down rows)."""
-    return (extent[0], extent[1], extent[3], extent[2])
+def _edges(mask: np.ndarray, extent) -> np.ndarray:
+    """Voxel-edge outline of a 2-D mask as line segments (n, 2, 2) in the imshow ``extent`` (mm).
+
+    >>> _edges(np.array([[True]]), (0.0, 2.0, 2.0, 0.0)).tolist()  # one 2-mm pixel: its 4 sides
+    [[[0.0, 0.0], [2.0, 0.0]], [[0.0, 2.0], [2.0, 2.0]], [[0.0, 0.0], [0.0, 2.0]], [[2.0, 0.0], [2.0, 2.0]]]
+    """
+    m = np.pad(np.asarray(mask, bool), 1)
+    ny, nx = mask.shape
+    sx = (extent[1] - extent[0]) / nx
+    sy = (extent[2] - extent[3]) / ny
+    x0, y0 = extent[0], extent[3]
+    # horizontal edges: between rows r-1 and r (r = 0..ny), columns c
+    r, c = np.nonzero(m[1:, 1:-1] != m[:-1, 1:-1])
+    h = np.stack([np.stack([x0 + c * sx, y0 + r * sy], -1), np.stack([x0 + (c + 1) * sx, y0 + r * sy], -1)], 1)
+    # vertical edges: between columns c-1 and c, rows r
+    r, c = np.nonzero(m[1:-1, 1:] != m[1:-1, :-1])
+    v = np.stack([np.stack([x0 + c * sx, y0 + r * sy], -1), np.stack([x0 + c * sx, y0 + (r + 1) * sy], -1)], 1)
+    return np.concatenate([h, v]).astype(float)
 
 
 def curves_figure(groups: Sequence[tuple[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]]],
@@ -250,11 +275,15 @@ def curves_figure(groups: Sequence[tuple[str, list[tuple[str, np.ndarray, np.nda
     n = len(groups)
     ncol = min(max(n, 1), 4)
     nrow = max(1, int(np.ceil(n / ncol)))
-    fig = new_figure(3.2 * ncol + 0.3, 2.6 * nrow)
+    width, height = max(3.3 * ncol + 0.3, 5.0), 2.5 * nrow + 0.6
+    fig = new_figure(width, height, layout=None)  # laid out by hand: constrained layout doubles the time
+    gs = fig.add_gridspec(nrow, ncol, left=0.6 / width, right=1 - 0.55 / width, bottom=1.0 / height,
+                          top=1 - 0.3 / height, wspace=0.75, hspace=0.55)
+    legend: dict[str, Any] = {}
     session_style = {"baseline": ("o", "-", 0), "followup": ("s", "--", 1)}
     cols = _colours(2)
     for k, (lesion, series) in enumerate(groups):
-        ax = fig.add_subplot(nrow, ncol, k + 1)
+        ax = fig.add_subplot(gs[k // ncol, k % ncol])
         ax2 = ax.twinx()
         for session, td, cd, tf, cf in series:
             mk, ls, ci = session_style.get(session, ("^", ":", 1))
@@ -273,9 +302,12 @@ def curves_figure(groups: Sequence[tuple[str, list[tuple[str, np.ndarray, np.nda
         ax2.set_ylabel("plasma input (mM)", fontsize=8, color="0.35")
         ax.tick_params(labelsize=7)
         ax2.tick_params(labelsize=7, colors="0.35")
-        h1, l1 = ax.get_legend_handles_labels()
-        h2, l2 = ax2.get_legend_handles_labels()
-        ax.legend(h1 + h2, l1 + l2, fontsize=6, loc="lower right")
+        for a in (ax, ax2):
+            for h, lab in zip(*a.get_legend_handles_labels()):
+                legend.setdefault(lab, h)
+    if legend:  # one legend for all panels, below them (inside a panel it hides the data)
+        fig.legend(list(legend.values()), list(legend.keys()), loc="lower center", fontsize=7.5, frameon=False,
+                   ncols=min(len(legend), 3 if width < 7 else 6))
     return fig
 
 
