@@ -29,10 +29,12 @@ Model codes (order of the free parameters in ``th``, internal units):
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["conv_exp", "forward_kernel", "linear_kernel", "lm_kernel", "row_stats"]
+__all__ = ["ModelInputs", "conv_exp", "forward_kernel", "linear_kernel", "lm_kernel", "row_stats"]
 
 _SERIES_X = 0.05  # below this x = k h the phi functions come from their Taylor series
 _BLOCK = 128  # voxels per work block (buffers are allocated once per block)
@@ -311,38 +313,70 @@ def _spline_shift(ts, c, d, out, dout):  # pragma: no cover - numba
         dout[i] = -((3.0 * c[0, k] * dx + 2.0 * c[1, k]) * dx + c[2, k])
 
 
+#: What the model needs besides its parameters (one namedtuple instead of ten arguments):
+#: ``code`` model code, ``h`` (T-1,) frame intervals (min), ``uniform`` equal intervals,
+#: ``ua``/``uv`` (T,) arterial / portal inputs (mM), ``fit_delay`` the last parameter is a delay
+#: (s) applied to cubic splines with coefficients ``ca_c``/``cv_c`` (4, T-1) on knots ``ts`` (s)
+#: (``two``: a portal input exists).
+ModelInputs = namedtuple("ModelInputs", ["code", "h", "uniform", "ua", "uv", "fit_delay", "ts", "ca_c",
+                                         "cv_c", "two"])
+#: Per-thread work buffers of the Levenberg-Marquardt fit (allocated once per block of voxels).
+LmWork = namedtuple("LmWork", ["f", "fn", "J", "Jn", "r", "w", "g", "A", "JTJ", "grad", "dlt", "L", "pn", "e",
+                               "free", "sb"])
+
+
 @njit(cache=True, error_model="numpy", fastmath=_FM)
-def _eval(code, th, ua, uv, h, uniform, f, J, want_jac, w, g, fit_delay, ts, ca_c, cv_c, two, sb):  # pragma: no cover
-    """_model, or (fit_delay) _model on inputs shifted by th[-1] (s) plus the delay column of J.
+def _work(p, T):  # pragma: no cover - numba
+    return LmWork(np.empty(T), np.empty(T), np.zeros((p, T)), np.zeros((p, T)), np.empty(T), np.empty((6, T)),
+                  np.empty(20), np.empty((p, p)), np.empty((p, p)), np.empty(p), np.empty(p), np.zeros((p, p)),
+                  np.empty(p), np.empty(p), np.empty(p), np.empty((5, T)))
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FM)
+def _eval(inp, ua, uv, th, f, J, want_jac, ws):  # pragma: no cover - numba
+    """_model, or (inp.fit_delay) _model on inputs shifted by th[-1] (s) plus the delay column of J.
 
     The model is linear in its input samples, so dC/d(delay) is the model applied to the
     derivative samples -S'(t - delay) of the cubic-spline inputs.
     """
-    if not fit_delay:
-        _model(code, th, ua, uv, h, uniform, f, J, want_jac, w, g)
+    if not inp.fit_delay:
+        _model(inp.code, th, ua, uv, inp.h, inp.uniform, f, J, want_jac, ws.w, ws.g)
         return
+    ts = inp.ts
+    sb = ws.sb
     p = th.shape[0]
     d = th[p - 1]
-    _spline_shift(ts, ca_c, d, sb[0], sb[2])
-    if two:
-        _spline_shift(ts, cv_c, d, sb[1], sb[3])
+    _spline_shift(ts, inp.ca_c, d, sb[0], sb[2])
+    if inp.two:
+        _spline_shift(ts, inp.cv_c, d, sb[1], sb[3])
     else:
         for i in range(ts.shape[0]):
             sb[1, i] = sb[0, i]
             sb[3, i] = sb[2, i]
-    _model(code, th, sb[0], sb[1], h, uniform, f, J, want_jac, w, g)
+    _model(inp.code, th, sb[0], sb[1], inp.h, inp.uniform, f, J, want_jac, ws.w, ws.g)
     if want_jac:
-        _model(code, th, sb[2], sb[3], h, uniform, sb[4], J, False, w, g)
+        _model(inp.code, th, sb[2], sb[3], inp.h, inp.uniform, sb[4], J, False, ws.w, ws.g)
         for i in range(ts.shape[0]):
             J[p - 1, i] = sb[4, i]
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FM)
-def _lm_one(code, h, uniform, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se,
-            f, fn, J, Jn, r, w, g, A, JTJ, grad, dlt, L, pn, e, fit_delay, ts, ca_c, cv_c, two, sb):  # pragma: no cover - numba
-    """Bounded Levenberg-Marquardt for one voxel. Returns (sse, status)."""
+def _lm_one(inp, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se, ws):  # pragma: no cover - numba
+    """Bounded Levenberg-Marquardt for one voxel. Returns (sse, status).
+
+    status: 1 converged, 2 iteration limit reached, -1 non-finite data, -2 non-finite result.
+    Bounds: a parameter on a bound whose gradient points outwards is held there for the
+    iteration (its row and column leave the normal equations), so the other parameters still
+    take a full Gauss-Newton step; the step is then projected on the box (projected LM,
+    Kanzow C, Yamashita N, Fukushima M. J Comput Appl Math 2004;172:375-97,
+    doi:10.1016/j.cam.2004.02.013). Damping: Marquardt's diagonal scaling, lambda x10 on a
+    rejected step and x0.1 on an accepted one (Marquardt DW. J Soc Ind Appl Math
+    1963;11:431-41, doi:10.1137/0111030).
+    """
     T = y.shape[0]
     p = p0.shape[0]
+    f, fn, J, Jn, r = ws.f, ws.fn, ws.J, ws.Jn, ws.r
+    A, JTJ, grad, dlt, L, pn, e, free = ws.A, ws.JTJ, ws.grad, ws.dlt, ws.L, ws.pn, ws.e, ws.free
     for i in range(T):
         if not np.isfinite(y[i]):
             for j in range(p):
@@ -354,7 +388,7 @@ def _lm_one(code, h, uniform, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se,
         if not np.isfinite(v):
             v = 0.5 * (lo[j] + hi[j])
         pout[j] = min(max(v, lo[j]), hi[j])
-    _eval(code, pout, ua, uv, h, uniform, f, J, True, w, g, fit_delay, ts, ca_c, cv_c, two, sb)
+    _eval(inp, ua, uv, pout, f, J, True, ws)
     sse = 0.0
     for i in range(T):
         r[i] = y[i] - f[i]
@@ -375,13 +409,23 @@ def _lm_one(code, h, uniform, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se,
         if dmax <= 0.0:
             status = 1
             break
+        nfree = 0
+        for a in range(p):
+            held = (pout[a] <= lo[a] and grad[a] < 0.0) or (pout[a] >= hi[a] and grad[a] > 0.0)
+            free[a] = 0.0 if held else 1.0
+            e[a] = 0.0 if held else grad[a]
+            if not held:
+                nfree += 1
+        if nfree == 0:
+            status = 1  # every parameter pinned on a bound by its gradient: a (corner) minimum
+            break
         accepted = False
         for _try in range(12):
             for a in range(p):
                 for b in range(p):
-                    A[a, b] = JTJ[a, b]
-                A[a, a] = JTJ[a, a] + lam * max(JTJ[a, a], 1e-12 * dmax)
-            ok = _chol_solve(A, grad, dlt, L, p)
+                    A[a, b] = JTJ[a, b] * free[a] * free[b]
+                A[a, a] = JTJ[a, a] + lam * max(JTJ[a, a], 1e-12 * dmax) if free[a] > 0.0 else 1.0
+            ok = _chol_solve(A, e, dlt, L, p)
             if not ok:
                 lam *= 10.0
                 continue
@@ -396,7 +440,7 @@ def _lm_one(code, h, uniform, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se,
                 accepted = True  # the (Gauss-Newton-like) step is negligible: converged
                 status = 1
                 break
-            _eval(code, pn, ua, uv, h, uniform, fn, Jn, True, w, g, fit_delay, ts, ca_c, cv_c, two, sb)
+            _eval(inp, ua, uv, pn, fn, Jn, True, ws)
             ssen = 0.0
             for i in range(T):
                 d = y[i] - fn[i]
@@ -440,35 +484,20 @@ def _lm_one(code, h, uniform, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se,
 
 
 @njit(cache=True, parallel=True, error_model="numpy", fastmath=_FM)
-def lm_kernel(code, h, uniform, ua, uv, Y, P0, lo, hi, max_iter, tol, P, SE, SSE, STATUS,
-              fit_delay, ts, ca_c, cv_c, two):  # pragma: no cover
+def lm_kernel(inp, Y, P0, lo, hi, max_iter, tol, P, SE, SSE, STATUS):  # pragma: no cover
     """Batched bounded Levenberg-Marquardt over all voxels (rows of Y), parallel over blocks.
 
-    max_iter = 0 only evaluates the SSE and standard errors at P0 (clipped to the bounds).
-    fit_delay: the last parameter is the delay (s); the inputs are then the cubic splines with
-    coefficients ca_c / cv_c (4, T-1) on the knots ts (s), shifted per voxel and iteration
-    (``two``: a portal input exists), and ua / uv are not used.
-    Rows are copied into block-local buffers (no per-voxel array views: their reference
-    counting would be shared between threads).
+    ``inp`` is a :data:`ModelInputs`; its ``ua``/``uv`` are (1, T) (shared) or (n, T) (per
+    voxel). max_iter = 0 only evaluates the SSE and standard errors at P0 (clipped to the
+    bounds). Rows are copied into block-local buffers (no per-voxel array views: their
+    reference counting would be shared between threads).
     """
     n, T = Y.shape
     p = P0.shape[1]
+    ua, uv = inp.ua, inp.uv
     nb = (n + _BLOCK - 1) // _BLOCK
     for b in prange(nb):
-        f = np.empty(T)
-        fn = np.empty(T)
-        J = np.zeros((p, T))
-        Jn = np.zeros((p, T))
-        r = np.empty(T)
-        w = np.empty((6, T))
-        g = np.empty(20)
-        A = np.empty((p, p))
-        JTJ = np.empty((p, p))
-        grad = np.empty(p)
-        dlt = np.empty(p)
-        L = np.zeros((p, p))
-        pn = np.empty(p)
-        e = np.empty(p)
+        ws = _work(p, T)
         y = np.empty(T)
         p0 = np.empty(p)
         pout = np.empty(p)
@@ -477,7 +506,6 @@ def lm_kernel(code, h, uniform, ua, uv, Y, P0, lo, hi, max_iter, tol, P, SE, SSE
         vbuf = np.empty(T)
         arow = ua[0].copy()
         vrow = uv[0].copy()
-        sb = np.empty((5, T))
         for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
             if ua.shape[0] > 1:
                 for k in range(T):
@@ -491,9 +519,7 @@ def lm_kernel(code, h, uniform, ua, uv, Y, P0, lo, hi, max_iter, tol, P, SE, SSE
                 y[k] = Y[i, k]
             for j in range(p):
                 p0[j] = P0[i, j]
-            s, st = _lm_one(code, h, uniform, arow, vrow, y, p0, lo, hi, max_iter, tol,
-                            pout, se, f, fn, J, Jn, r, w, g, A, JTJ, grad, dlt, L, pn, e,
-                            fit_delay, ts, ca_c, cv_c, two, sb)
+            s, st = _lm_one(inp, arow, vrow, y, p0, lo, hi, max_iter, tol, pout, se, ws)
             for j in range(p):
                 P[i, j] = pout[j]
                 SE[i, j] = se[j]

@@ -23,10 +23,11 @@ from scipy.interpolate import CubicSpline
 
 from ..errors import TheraquantError
 from ..quantities import check_frame_times
-from ._convolve import forward_kernel, linear_kernel, lm_kernel, row_stats
+from ._convolve import ModelInputs, forward_kernel, linear_kernel, lm_kernel, row_stats
 from ._models import MODELS, UNITS, ModelSpec, get_model
+from ._starts import GRID_MODELS, grid_start
 
-__all__ = ["FitResult", "fit", "simulate", "FIT_OPTIONS"]
+__all__ = ["FIT_STATUS", "FitResult", "fit", "simulate", "FIT_OPTIONS"]
 
 #: Options accepted by :func:`fit` (``**options``) and their defaults.
 FIT_OPTIONS: dict[str, Any] = {
@@ -274,36 +275,112 @@ def _keep_better(a, b):
                  for x, y in zip(a, b))
 
 
+#: Codes of the ``status`` map of :func:`fit` (>= 0: a fit; < 0: ``success`` False, NaN parameters).
+FIT_STATUS: Mapping[int, str] = MappingProxyType({
+    0: "converged",
+    1: "iteration limit reached (max_iter); parameters are the best found",
+    -1: "the curve holds NaN or infinite samples",
+    -2: "the fit produced non-finite values",
+    -3: "the curve is constant in time: nothing to fit",
+    -4: "ended on a parameter bound with a residual variance above 4x the noise variance of the data "
+        "(a wrong basin or the wrong model)",
+    -5: "linear solution singular or outside the bounds (method='linear')",
+})
+# residual variance SSE/(T - k) above this multiple of the data's noise variance on a bound is a
+# failed fit (-4): with 60 frames (56 degrees of freedom) a correct fit exceeds 2x the noise
+# variance with probability ~1e-6 (chi-square), so 4x leaves room for the noise estimate's own
+# spread (a median of 58 squared second differences)
+_POOR_FIT = 4.0
+# a second basin's grid SSE below this multiple of the first fit's SSE earns it its own fit
+_SECOND_BASIN = 1.5
+# median of a chi-square variable with one degree of freedom
+_CHI2_1_MEDIAN = 0.454936423119572
+
+
+def _noise_var(Y):
+    """Noise variance of every row (mM^2) from second differences, robust to the bolus.
+
+    For white noise of variance s^2, y[i+1] - 2 y[i] + y[i-1] has variance 6 s^2; the median
+    of its square over the frames (/ the chi-square(1) median) ignores the few frames where
+    the curve itself bends (bolus arrival, peak), which would otherwise inflate the estimate
+    (Rice J. Ann Stat 1984;12:1215-30, doi:10.1214/aos/1176346788, for difference-based
+    variance estimators).
+    """
+    d2 = Y[:, 2:] - 2.0 * Y[:, 1:-1] + Y[:, :-2]
+    np.square(d2, out=d2)
+    return np.median(d2, axis=1) / (6.0 * _CHI2_1_MEDIAN)
+
+
+def _empty_run(n, p):
+    return np.empty((n, p)), np.empty((n, p)), np.empty(n), np.empty(n, dtype=np.int64)
+
+
+def _lm_run(inp, Y, P0, lo, hi, iters, tol):
+    out = _empty_run(*P0.shape)
+    lm_kernel(inp, Y, P0, lo, hi, iters, float(tol), *out)
+    return out
+
+
+def _at_bound(P, lo, hi):
+    """Rows of P (kernel units) with a parameter on (within 1e-9 of the range of) a bound."""
+    eps = 1e-9 * (hi - lo)
+    with np.errstate(invalid="ignore"):
+        return np.any((P <= lo + eps) | (P >= hi - eps), axis=1)
+
+
 def _fixed_delay_fit(spec, t, h, uniform, ca, cv, Y, delay, lo, hi, method, p0, max_iter, tol, multistart=False):
     """Fit every row of Y with the inputs shifted by ``delay`` (scalar or (n,)); kernel units.
 
-    multistart: also start from OSIPI's recommended values and keep the lower SSE per voxel.
+    Starts: ``p0`` if given; else, for the liver models (2CXM, 2CUM, dual-input) with inputs
+    shared by all rows, the variable-projection grid (:mod:`._starts`), and a second start
+    from OSIPI's values only where the first fit ends on a bound or at the iteration limit;
+    else the linear (integral-form) fit, OSIPI's values where it is NaN.
+    multistart True: the OSIPI start for every voxel too; keep the lower SSE per voxel.
     """
     ua = _shift(t, ca, delay)
     uv = _shift(t, cv, delay) if spec.n_inputs == 2 else ua
     n = Y.shape[0]
     p = len(spec.free)
-    if p0 is None:
-        P0 = _linear(spec, h, ua, uv, Y)
-    else:
-        P0 = p0
-    raw = P0
-    start = np.array([s * c for s, c in zip(spec.start(), spec.scale())])
-    P0 = np.where(np.isfinite(P0), P0, start)
-    P0 = np.ascontiguousarray(np.clip(P0, lo, hi))
-    P = np.empty((n, p))
-    SE = np.empty((n, p))
-    SSE = np.empty(n)
-    ST = np.empty(n, dtype=np.int64)
     iters = 0 if method == "linear" else int(max_iter)
-    lm_kernel(spec.code, h, uniform, ua, uv, Y, P0, lo, hi, iters, float(tol), P, SE, SSE, ST,
-              False, t, _NO_SPLINE, _NO_SPLINE, False)
-    if multistart and method == "nlls" and iters > 0:
-        S0 = np.ascontiguousarray(np.broadcast_to(np.clip(start, lo, hi), (n, p)))
-        alt = (np.empty((n, p)), np.empty((n, p)), np.empty(n), np.empty(n, dtype=np.int64))
-        lm_kernel(spec.code, h, uniform, ua, uv, Y, S0, lo, hi, iters, float(tol), *alt,
-                  False, t, _NO_SPLINE, _NO_SPLINE, False)
-        P, SE, SSE, ST = _keep_better((P, SE, SSE, ST), alt)
+    start = np.array([s * c for s, c in zip(spec.start(), spec.scale())])
+    inp = ModelInputs(spec.code, h, uniform, ua, uv, False, t, _NO_SPLINE, _NO_SPLINE, False)
+    use_grid = (p0 is None and method == "nlls" and spec.code in GRID_MODELS and ua.shape[0] == 1
+                and uv.shape[0] == 1)
+    if use_grid:
+        P0, _ = grid_start(spec.code, h, uniform, ua[0], uv[0], Y, lo, hi)
+        raw = P0
+    else:
+        raw = _linear(spec, h, ua, uv, Y) if p0 is None else p0
+        P0 = np.ascontiguousarray(np.clip(np.where(np.isfinite(raw), raw, start), lo, hi))
+    P, SE, SSE, ST = _empty_run(n, p)
+    lm_kernel(inp, Y, P0, lo, hi, iters, float(tol), P, SE, SSE, ST)
+    if method == "nlls" and iters > 0:
+        if multistart:
+            again = np.arange(n)
+        elif use_grid:
+            # a cheap second start only where the first fit may be in the wrong basin
+            again = np.flatnonzero(_at_bound(P, lo, hi) | (ST == 2))
+        else:
+            again = np.arange(0)
+        if use_grid and spec.code == 6:
+            # dual-input ETM: arterial fractions far apart can fit almost equally well (the
+            # inputs are similar after the bolus): a second grid start at fa >= 0.2 away
+            G1, S1 = grid_start(spec.code, h, uniform, ua[0], uv[0], Y, lo, hi, second=True)
+            # only where that basin's grid residual is close to the first basin's final one
+            near = np.flatnonzero(S1 < _SECOND_BASIN * SSE)
+            if near.size:
+                sub = _lm_run(inp, np.ascontiguousarray(Y[near]), np.ascontiguousarray(G1[near]), lo, hi, iters, tol)
+                sub = _keep_better((P[near], SE[near], SSE[near], ST[near]), sub)
+                P[near], SE[near], SSE[near], ST[near] = sub
+        if again.size:
+            S0 = np.ascontiguousarray(np.broadcast_to(np.clip(start, lo, hi), (again.size, p)))
+            alt = _empty_run(again.size, p)
+            Ya = np.ascontiguousarray(Y[again])
+            ia = inp if ua.shape[0] == 1 else inp._replace(ua=np.ascontiguousarray(ua[again]))
+            ia = ia if uv.shape[0] == 1 else ia._replace(uv=np.ascontiguousarray(uv[again]))
+            lm_kernel(ia, Ya, S0, lo, hi, iters, float(tol), *alt)
+            sub = _keep_better((P[again], SE[again], SSE[again], ST[again]), alt)
+            P[again], SE[again], SSE[again], ST[again] = sub
     if method == "linear":
         with np.errstate(invalid="ignore"):
             inside = np.all(np.isfinite(raw) & (raw >= lo) & (raw <= hi), axis=1)
@@ -385,13 +462,12 @@ def _delay_fit_lm(spec, t, h, uniform, ca, cv, Y, lo, hi, p0, max_iter, tol, dbo
     SE = np.empty((n, p + 1))
     SSE = np.empty(n)
     ST = np.empty(n, dtype=np.int64)
-    lm_kernel(spec.code, h, uniform, ca[None], cv[None], Y, P0, lo2, hi2, int(max_iter), float(tol), P, SE, SSE, ST,
-              True, t, ca_c, cv_c, two)
+    inp = ModelInputs(spec.code, h, uniform, ca[None], cv[None], True, t, ca_c, cv_c, two)
+    lm_kernel(inp, Y, P0, lo2, hi2, int(max_iter), float(tol), P, SE, SSE, ST)
     if multistart:
         S0 = np.ascontiguousarray(np.column_stack([np.broadcast_to(np.clip(start, lo, hi), (n, p)), best_d]))
         alt = (np.empty((n, p + 1)), np.empty((n, p + 1)), np.empty(n), np.empty(n, dtype=np.int64))
-        lm_kernel(spec.code, h, uniform, ca[None], cv[None], Y, S0, lo2, hi2, int(max_iter), float(tol), *alt,
-                  True, t, ca_c, cv_c, two)
+        lm_kernel(inp, Y, S0, lo2, hi2, int(max_iter), float(tol), *alt)
         P, SE, SSE, ST = _keep_better((P, SE, SSE, ST), alt)
     return P[:, :p], SE[:, :p], SSE, ST, P[:, p], SE[:, p]
 
@@ -668,9 +744,10 @@ def fit(t: ArrayLike, ct: ArrayLike, model: str, *, cp: ArrayLike, cp_portal: Ar
     ST = np.empty(n, dtype=np.int64)
     D = np.empty(n)
     DSE = np.full(n, np.nan)
+    NV = np.full(n, np.nan)
     multistart = opts["multistart"]
     if multistart == "auto":
-        multistart = spec.name in ("2cxm", "2cum")
+        multistart = spec.name == "2cxm"  # others: a second start only where needed (_fixed_delay_fit)
     if not isinstance(multistart, (bool, np.bool_)):
         raise TheraquantError(f"multistart must be True, False or 'auto', got {opts['multistart']!r}")
     refine = opts["delay_refine"]
@@ -694,8 +771,22 @@ def fit(t: ArrayLike, ct: ArrayLike, model: str, *, cp: ArrayLike, cp_portal: Ar
                                                   max_iter, tol, multistart)
             Dc = np.broadcast_to(dc, (Yc.shape[0],))
         P[sl], SE[sl], SSE[sl], ST[sl], D[sl] = Pc, SEc, SSEc, STc, Dc
+        if method == "nlls":
+            NV[sl] = _noise_var(Yc)
+    status = np.where(ST == 1, 0, np.where(ST == 2, 1, np.where(ST == 0, -5, ST))).astype(np.int8)
     # a constant curve (e.g. all zero: no enhancement) leaves ve or fa unidentifiable: not a fit
-    success = (ST > 0) & (sst > 0)
+    status[(sst == 0) & (status >= 0)] = -3
+    if method == "nlls":
+        # on a bound with a residual well above the noise: a wrong basin, not a fit
+        dof = max(T - p - (1 if isinstance(delay, str) else 0), 1)
+        # bounds the caller set are deliberate constraints, not a sign of a wrong basin
+        mine = np.array([bounds is None or name not in bounds for name in spec.free])
+        with np.errstate(invalid="ignore"):
+            floor = 1e-6 * np.einsum("ij,ij->i", Y, Y) / T  # noise-free data: (1e-3 of the RMS)^2
+            poor = ((status >= 0) & _at_bound(P[:, mine], lo[mine], hi[mine])
+                    & (SSE / dof > _POOR_FIT * np.maximum(NV, floor)))
+        status[poor] = -4
+    success = status >= 0
     P[~success] = np.nan
     SE[~success] = np.nan
     SSE[~success] = np.nan
@@ -717,6 +808,7 @@ def fit(t: ArrayLike, ct: ArrayLike, model: str, *, cp: ArrayLike, cp_portal: Ar
         if isinstance(delay, str) and refine == "lm":
             values["delay_se"] = np.where(success, DSE, np.nan)
         values["success"] = success
+        values["status"] = status
         values["r2"] = np.where(sst > 0, 1.0 - SSE / sst, np.nan)
         k = p + (1 if isinstance(delay, str) else 0)
         values["aic"] = T * np.log(np.maximum(SSE / T, 1e-300)) + 2 * k

@@ -30,6 +30,7 @@ UNITS: dict[str, str] = {
     "aic": "1",
     "sse": "mM^2",
     "success": "bool",
+    "status": "code",
 }
 
 # Default bounds, public units. Ktrans/PS, ve, vp, Fp follow OSIPI's recommended fit settings
