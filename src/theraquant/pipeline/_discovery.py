@@ -700,7 +700,7 @@ def _timepoints(pseudonym: str, series: list[SeriesInfo], vfa: list[SeriesInfo],
             if len(cands) > 1:
                 problems.append(Problem(
                     pseudonym, _rel(pick.files[0].parent, root), "ambiguous", f"{len(cands)} {role} series in "
-                                f"one session; using '{pick.description}' ({len(pick.files)} files)"))
+                    f"one session; using '{pick.description}' ({len(pick.files)} files)"))
     return tps
 
 
@@ -755,7 +755,7 @@ def _build_patient(pid: str, pseudonym: str, groups: dict[str, list[_Header]], c
     if therapy is None:
         problems.append(Problem(
             pseudonym, "", "missing", f"no therapy date (no 90Y/177Lu series and none in study.yaml): every "
-                        f"session taken as baseline; set therapy.date or patients.<PatientID>.therapy_date"))
+            f"session taken as baseline; set therapy.date or patients.<PatientID>.therapy_date"))
     tps = _timepoints(pseudonym, series, vfa, therapy, root, problems)
     # 90Y post-therapy scan: the first within 7 days after (same day included)
     y90 = [s for s in radio if s.role == "y90"]
@@ -767,18 +767,18 @@ def _build_patient(pid: str, pseudonym: str, groups: dict[str, list[_Header]], c
             if s.date < therapy:
                 problems.append(Problem(
                     pseudonym, _rel(s.files[0], root), "dates", f"contradicting dates: the 90Y series of "
-                                f"{s.date.isoformat()} is before the therapy date {therapy.isoformat()} "
-                                f"({source})"))
+                    f"{s.date.isoformat()} is before the therapy date {therapy.isoformat()} "
+                    f"({source})"))
             elif s not in post:
                 problems.append(Problem(
                     pseudonym, _rel(s.files[0], root), "dates", f"the 90Y series of {s.date.isoformat()} is "
-                                f"more than 7 days after the therapy date {therapy.isoformat()} ({source}); not used"))
+                    f"more than 7 days after the therapy date {therapy.isoformat()} ({source}); not used"))
     lu = tuple(s for s in radio if s.role == "lu177" and (therapy is None or s.date >= therapy))
     for s in radio:
         if s.role == "lu177" and therapy is not None and s.date < therapy:
             problems.append(Problem(
                 pseudonym, _rel(s.files[0], root), "dates", f"contradicting dates: the 177Lu series of "
-                            f"{s.date.isoformat()} is before the therapy date {therapy.isoformat()} ({source})"))
+                f"{s.date.isoformat()} is before the therapy date {therapy.isoformat()} ({source})"))
     ttype = config.therapy.type or ("tare" if y90 else "prrt" if lu else None)
     # missing pieces
     for key, what in _EXPECTED.get(ttype or "", ()):
@@ -794,7 +794,7 @@ def _build_patient(pid: str, pseudonym: str, groups: dict[str, list[_Header]], c
             if not PatientStudy(pid, pseudonym, tuple(series), None, "", {}, (), ()).masks_for(s.series_uid):
                 problems.append(Problem(
                     pseudonym, _rel(s.files[0].parent, root), "reference", f"no SEG/RTSTRUCT references the "
-                                f"{key} series '{s.description}' or shares its frame of reference"))
+                    f"{key} series '{s.description}' or shares its frame of reference"))
     identifiers: dict[str, str] = {}
     for hs in groups.values():
         for h in hs:
