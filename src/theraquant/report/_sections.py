@@ -92,9 +92,25 @@ def _category_order(cats: pd.Series) -> list[str]:
     return known + sorted(c for c in present if c not in known)
 
 
-def _lesion_number(text: str) -> str:
-    m = re.search(r"(\d+)\s*$", str(text))
-    return m.group(1) if m else str(text)
+_LESION_LABEL = re.compile(r"^(?:lesion|tumou?r)\s*[-#:]?\s*(\S.*)$", re.IGNORECASE)
+_LIVER_LABEL = re.compile(r"^(?:whole\s*)?liver$", re.IGNORECASE)
+
+
+def _label_kind(name: str) -> tuple[str, str | None]:
+    """A mask label's kind and lesion id, read as the pipeline reads segment labels.
+
+    >>> _label_kind("Lesion 3"), _label_kind("tumour_A"), _label_kind("Liver"), _label_kind("aorta"), _label_kind("2")
+    (('lesion', '3'), ('lesion', 'A'), ('liver', None), ('other', None), ('lesion', '2'))
+    """
+    text = re.sub(r"[\s_]+", " ", str(name)).strip()
+    m = _LESION_LABEL.match(text)
+    if m:
+        return "lesion", m.group(1).strip()
+    if text.isdigit():
+        return "lesion", text
+    if _LIVER_LABEL.match(text):
+        return "liver", None
+    return "other", None
 
 
 # =============================================================================================== study
@@ -453,7 +469,7 @@ def _maps_figure(pdir: Path, les: pd.DataFrame, read_nifti) -> Figure | None:
     if len(les) and "volume_ml" in les.columns:
         vol = _num(les["volume_ml"])
         if np.isfinite(vol).any():
-            target = _lesion_number(les["lesion"].iloc[int(np.nanargmax(vol))])
+            target = str(les["lesion"].iloc[int(np.nanargmax(vol))])
     grids: dict[str, Any] = {}
     panels = []
     slice_note = ""
@@ -495,9 +511,10 @@ def _grid_view(pdir: Path, grid: str, img, target: str | None, anatomy, read_nif
     if mask is not None and mask[0].array.shape[:3] == shape:
         lab = np.asarray(mask[0].array)
         for v, name in mask[1].items():
-            if "lesion" in name.lower() or name.strip().isdigit():
-                lesion_vals[v] = _lesion_number(name)
-            elif "liver" in name.lower():
+            kind, lid = _label_kind(name)
+            if kind == "lesion":
+                lesion_vals[v] = lid or str(v)
+            elif kind == "liver":
                 liver_vals.append(v)
     z = shape[0] // 2
     note = ""
