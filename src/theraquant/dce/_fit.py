@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -24,24 +24,10 @@ from scipy.interpolate import CubicSpline
 from ..errors import TheraquantError
 from ..quantities import check_frame_times
 from ._convolve import ModelInputs, forward_kernel, linear_kernel, lm_kernel, row_stats
-from ._models import MODELS, UNITS, ModelSpec, get_model
+from ._models import MODELS, UNITS, ModelName, ModelSpec, get_model
 from ._starts import GRID_MODELS, grid_start
 
-__all__ = ["FIT_STATUS", "FitResult", "fit", "simulate", "FIT_OPTIONS"]
-
-#: Options accepted by :func:`fit` (``**options``) and their defaults.
-FIT_OPTIONS: dict[str, Any] = {
-    "delay": 0.0,               # s, scalar, per-voxel array, or "fit"
-    "delay_bounds": (-10.0, 10.0),  # s, search range of a fitted delay (OSIPI)
-    "delay_step": 1.0,          # s, grid step of the delay search
-    "delay_refine": "lm",       # fitted delay: "lm" (delay as an LM parameter) or "golden" (search)
-    "bounds": None,             # {name: (lo, hi)} in public units, overrides the defaults
-    "p0": None,                 # {name: value or array} starting values (default: linear fit)
-    "multistart": "auto",       # also start from OSIPI's values, keep the better (auto: 2cxm, 2cum)
-    "max_iter": 100,            # Levenberg-Marquardt iterations per voxel
-    "tol": 1e-8,                # relative tolerance on the SSE decrease and on the step
-    "chunk_size": 65536,        # voxels processed together (bounds the working memory)
-}
+__all__ = ["FIT_STATUS", "FitResult", "ModelName", "fit", "simulate"]
 
 _GOLDEN = 0.5 * (math.sqrt(5.0) - 1.0)
 _NO_SPLINE = np.zeros((4, 1))
@@ -477,7 +463,7 @@ def _col(mask, v):
 
 
 # ---------------------------------------------------------------------------------------------
-def simulate(t: ArrayLike, model: str, params: Mapping[str, ArrayLike], *, cp: ArrayLike,
+def simulate(t: ArrayLike, model: ModelName, params: Mapping[str, ArrayLike], *, cp: ArrayLike,
              cp_portal: ArrayLike | None = None, delay: float | ArrayLike = 0) -> NDArray[np.float64]:
     """Tissue concentration predicted by a tracer-kinetic model.
 
@@ -582,18 +568,12 @@ def simulate(t: ArrayLike, model: str, params: Mapping[str, ArrayLike], *, cp: A
     return out.reshape(shape + (t.size,))
 
 
-def _parse_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(options) - set(FIT_OPTIONS))
-    if unknown:
-        raise TheraquantError(
-            f"unknown fit option(s) {unknown}; allowed: {', '.join(FIT_OPTIONS)}")
-    opts = dict(FIT_OPTIONS)
-    opts.update(options)
-    return opts
-
-
-def fit(t: ArrayLike, ct: ArrayLike, model: str, *, cp: ArrayLike, cp_portal: ArrayLike | None = None,
-        method: str = "nlls", **options: Any) -> FitResult:
+def fit(t: ArrayLike, ct: ArrayLike, model: ModelName, *, cp: ArrayLike, cp_portal: ArrayLike | None = None,
+        method: Literal["nlls", "linear"] = "nlls", delay: float | ArrayLike | Literal["fit"] = 0.0,
+        delay_bounds: tuple[float, float] = (-10.0, 10.0), delay_step: float = 1.0,
+        delay_refine: Literal["lm", "golden"] = "lm", bounds: Mapping[str, tuple[float, float]] | None = None,
+        p0: Mapping[str, ArrayLike] | None = None, multistart: bool | Literal["auto"] = "auto",
+        max_iter: int = 100, tol: float = 1e-8, chunk_size: int = 65536) -> FitResult:
     """Fit a tracer-kinetic model to every tissue curve at once.
 
     Parameters
@@ -613,38 +593,58 @@ def fit(t: ArrayLike, ct: ArrayLike, model: str, *, cp: ArrayLike, cp_portal: Ar
     method : {"nlls", "linear"}
         ``"linear"``: linear least squares of the model's integral form (Murase 2004; Flouri
         2016), no iteration. ``"nlls"`` (default): bounded Levenberg-Marquardt with analytic
-        Jacobians started from the linear solution (clipped to the bounds).
-    **options
-        ``delay`` (s; number, array of the leading shape, or ``"fit"``; default 0): delay of
-        the tissue relative to both inputs, shifted with a cubic spline. A fitted delay is
-        searched within ``delay_bounds`` (s, default (-10, 10), OSIPI): a linear fit at every
-        delay of a grid (``delay_step`` s, default 1) picks each voxel's start, then the
-        Levenberg-Marquardt fit treats the delay as one more parameter (cubic-spline inputs,
-        shifted per voxel, with the analytic derivative) and reports ``delay_se``;
-        ``delay_refine="golden"`` instead refines a grid of full fits by 14 golden-section
-        steps (slower; the only choice with ``method="linear"``).
-        ``bounds``: ``{name: (lo, hi)}`` in public units (defaults: Ktrans [0, 5] 1/min,
-        ve [1e-4, 1], vp [0, 1] ([1e-4, 1] in 2cxm/2cum), Fp [0, 200] ([0, 500] in
-        dual_input_1c, whole liver) and PS [0, 500] mL/100 mL/min, fa [0, 1], after OSIPI's
-        recommended settings). ``p0``:
-        starting values ``{name: value}`` instead of the linear fit. ``multistart`` (True,
-        False or ``"auto"``, the default: True for 2cxm and 2cum, whose least-squares surfaces
-        have several minima): also start from OSIPI's recommended values and keep, per voxel,
-        the fit with the lower SSE. ``max_iter`` (100),
-        ``tol`` (1e-8, relative SSE decrease and step), ``chunk_size`` (65536 curves).
+        Jacobians. Starts: for 2cxm, 2cum, dual_input_1c and dual_input_etofts a
+        variable-projection grid (the two parameters the model is linear in solved exactly at
+        every point of a grid over the others; ``._starts``), with a second start where the
+        first fit may be in another basin; for tofts, etofts and patlak the linear solution
+        (clipped to the bounds).
+    delay : float, array_like or "fit", default 0
+        Delay of the tissue relative to both inputs, s (a number, an array of the leading
+        shape, or ``"fit"``); inputs are shifted with :func:`theraquant.dce.aif.shift` (cubic
+        spline, first sample held before the first frame). A fitted delay is searched within
+        ``delay_bounds``: a start at every delay of a grid (``delay_step``) picks each voxel's
+        start, then the Levenberg-Marquardt fit treats the delay as one more parameter
+        (cubic-spline inputs, shifted per voxel, with the analytic derivative) and reports
+        ``delay_se``.
+    delay_bounds : (float, float), default (-10, 10)
+        Search range of a fitted delay, s (OSIPI).
+    delay_step : float, default 1
+        Grid step of the delay search, s.
+    delay_refine : {"lm", "golden"}, default "lm"
+        ``"golden"`` refines a grid of full fits by 14 golden-section steps instead (slower;
+        the only choice with ``method="linear"``).
+    bounds : mapping of str to (float, float), optional
+        ``{name: (lo, hi)}`` in public units (defaults: Ktrans [0, 5] 1/min, ve [1e-4, 1], vp
+        [0, 1] ([1e-4, 1] in 2cxm/2cum), Fp [0, 200] ([0, 500] in dual_input_1c, whole liver)
+        and PS [0, 500] mL/100 mL/min, fa [0, 1], after OSIPI's recommended settings).
+    p0 : mapping of str to array_like, optional
+        Starting values ``{name: value or array of the leading shape}`` (public units) instead
+        of the model's starts.
+    multistart : bool or "auto", default "auto"
+        True: also start every voxel from OSIPI's recommended values and keep, per voxel, the
+        fit with the lower SSE. "auto": True for 2cxm (whose least-squares surface has several
+        minima in the flow-limited and PS -> 0 corners), False otherwise.
+    max_iter : int, default 100
+        Levenberg-Marquardt iterations per voxel and start.
+    tol : float, default 1e-8
+        Relative tolerance on the SSE decrease and on the step.
+    chunk_size : int, default 65536
+        Curves fitted together (bounds the working memory).
 
     Returns
     -------
     FitResult
         Read-only mapping of arrays of the leading shape: the free parameters, derived ones
         (kep 1/min; Fa, Fv mL/100 mL/min and MTT s for dual_input_1c), ``delay`` (s),
-        ``<name>_se`` (and ``delay_se`` for a fitted delay), ``success``, ``r2``, ``aic``; with ``model``, ``method``, ``units``
-        and ``settings`` attributes.
+        ``<name>_se`` (and ``delay_se`` for a fitted delay), ``success``, ``status`` (int8
+        code, :data:`FIT_STATUS`: 0 converged, 1 iteration limit, < 0 failed, e.g. -4 on a
+        bound with a residual above 4x the data's noise variance), ``r2``, ``aic``; with
+        ``model``, ``method``, ``units`` and ``settings`` attributes.
 
     Raises
     ------
     TheraquantError
-        Unknown model or option; t not 1-D strictly increasing and finite; ct, cp or
+        Unknown model; t not 1-D strictly increasing and finite; ct, cp or
         cp_portal of the wrong length; NaN in an input function; NaN or infinite values in a
         whole frame of ct or in every curve; every curve constant. (A single constant or
         non-finite curve among others is reported as ``success`` False with NaN parameters.)
@@ -670,7 +670,6 @@ def fit(t: ArrayLike, ct: ArrayLike, model: str, *, cp: ArrayLike, cp_portal: Ar
     spec = get_model(model)
     if method not in ("nlls", "linear"):
         raise TheraquantError(f"method must be 'nlls' or 'linear', got {method!r}")
-    opts = _parse_options(options)
     t = _check_time(t)
     check_frame_times(t, argument="t")  # frame times in ms or minutes: a PlausibilityWarning
     T = t.size
@@ -706,15 +705,17 @@ def fit(t: ArrayLike, ct: ArrayLike, model: str, *, cp: ArrayLike, cp_portal: Ar
         raise TheraquantError(
             f"ct is constant in time in every curve ({n} curve(s)); there is no enhancement to "
             "fit - check the mask and the signal-to-concentration step")
-    delay = _check_delay(opts["delay"], lead, allow_fit=True)
-    dbounds = tuple(float(v) for v in opts["delay_bounds"])
+    delay = _check_delay(delay, lead, allow_fit=True)
+    try:
+        dbounds = tuple(float(v) for v in delay_bounds)
+    except (TypeError, ValueError):
+        dbounds = ()
     if len(dbounds) != 2 or not dbounds[0] < dbounds[1]:
-        raise TheraquantError(f"delay_bounds must be (low, high) in s with low < high, got {opts['delay_bounds']!r}")
+        raise TheraquantError(f"delay_bounds must be (low, high) in s with low < high, got {delay_bounds!r}")
     h, uniform = _grid(t)
-    dstep = float(opts["delay_step"])
+    dstep = float(delay_step)
     if not dstep > 0:
-        raise TheraquantError(f"delay_step must be > 0 s, got {opts['delay_step']!r}")
-    bounds = opts["bounds"]
+        raise TheraquantError(f"delay_step must be > 0 s, got {delay_step!r}")
     if bounds is not None:
         bad = [k for k in bounds if k not in spec.free]
         if bad:
@@ -727,16 +728,16 @@ def fit(t: ArrayLike, ct: ArrayLike, model: str, *, cp: ArrayLike, cp_portal: Ar
     lo = np.array(lo_pub) * scale
     hi = np.array(hi_pub) * scale
     p0_all = None
-    if opts["p0"] is not None:
-        p0m = opts["p0"]
+    if p0 is not None:
+        p0m = p0
         missing = [p for p in spec.free if p not in p0m]
         if missing:
             raise TheraquantError(f"p0 lacks {missing}; give a start for each of {list(spec.free)}")
         p0_all = np.stack([np.broadcast_to(np.asarray(p0m[p], float), lead).reshape(-1) for p in spec.free],
                           axis=-1) * scale
-    max_iter = int(opts["max_iter"])
-    tol = float(opts["tol"])
-    chunk = max(1, int(opts["chunk_size"]))
+    max_iter = int(max_iter)
+    tol = float(tol)
+    chunk = max(1, int(chunk_size))
     p = len(spec.free)
     P = np.empty((n, p))
     SE = np.empty((n, p))
@@ -745,12 +746,12 @@ def fit(t: ArrayLike, ct: ArrayLike, model: str, *, cp: ArrayLike, cp_portal: Ar
     D = np.empty(n)
     DSE = np.full(n, np.nan)
     NV = np.full(n, np.nan)
-    multistart = opts["multistart"]
+    multistart_arg = multistart
     if multistart == "auto":
         multistart = spec.name == "2cxm"  # others: a second start only where needed (_fixed_delay_fit)
     if not isinstance(multistart, (bool, np.bool_)):
-        raise TheraquantError(f"multistart must be True, False or 'auto', got {opts['multistart']!r}")
-    refine = opts["delay_refine"]
+        raise TheraquantError(f"multistart must be True, False or 'auto', got {multistart_arg!r}")
+    refine = delay_refine
     if refine not in ("lm", "golden"):
         raise TheraquantError(f"delay_refine must be 'lm' or 'golden', got {refine!r}")
     if method == "linear":

@@ -8,8 +8,12 @@ ve, vp and fa as fractions (mL/mL), MTT in s, delay in s.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-__all__ = ["ModelSpec", "MODELS", "UNITS", "get_model"]
+__all__ = ["ModelName", "ModelSpec", "MODELS", "UNITS", "get_model"]
+
+#: The tracer-kinetic models by name (the public boundary; kernel codes stay internal).
+ModelName = Literal["tofts", "etofts", "patlak", "2cxm", "2cum", "dual_input_1c", "dual_input_etofts"]
 
 from ..errors import TheraquantError
 
@@ -115,10 +119,13 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
-def get_model(model: str) -> ModelSpec:
+def get_model(model: ModelName) -> ModelSpec:
     """The :class:`ModelSpec` of ``model``, or a :class:`TheraquantError` listing the choices."""
     if not isinstance(model, str) or model not in MODELS:
         raise TheraquantError(
             f"model must be one of {', '.join(repr(m) for m in MODELS)}, got {model!r}; "
             "pick the tracer-kinetic model by its name")
     return MODELS[model]
+
+
+assert set(MODELS) == set(ModelName.__args__)  # one list of names
