@@ -443,11 +443,12 @@ def pet_suv(
 ) -> None:
     """Write an SUV image (NIfTI, RAS affine, + JSON sidecar) from a PET DICOM series; print the constants."""
     from .io import sidecar_path, write_nifti
-    from .pet import OVERRIDES, read_suv
+    from .pet import read_suv
     from .provenance import provenance
 
     if normalization not in _PET_NORMALIZATIONS:
-        raise TheraquantError(f"--normalization must be one of {', '.join(_PET_NORMALIZATIONS)}, got {normalization!r}")
+        raise TheraquantError(f"must be one of {', '.join(_PET_NORMALIZATIONS)}, got {normalization!r}",
+                              argument="normalization")
     from .pipeline import check_output_file
 
     check_output_file(out_path, overwrite, inputs=[series_dir], suffixes=(".nii.gz", ".nii"))  # HARD
@@ -455,13 +456,8 @@ def pet_suv(
                                        injected_dose_bq=injected_dose_bq, injection_time=injection_time,
                                        half_life_s=half_life_s, scan_time=scan_time,
                                        decay_correction=decay_correction).items() if v is not None}
-    try:
-        img = read_suv(series_dir, normalization=normalization, series_uid=series_uid, **overrides)  # type: ignore[arg-type]
-    except TheraquantError as exc:  # name the command-line option, not the keyword argument
-        msg = str(exc)
-        for name in OVERRIDES:
-            msg = msg.replace(f"pass {name}=", f"pass --{name.replace('_', '-')} ")
-        raise type(exc)(msg) from exc
+    # errors name their keyword (.argument); the error handler shows its --flag (CONV, issue #9)
+    img = read_suv(series_dir, normalization=normalization, series_uid=series_uid, **overrides)  # type: ignore[arg-type]
     conv = img.meta["suv"]
     record = provenance(settings={"normalization": normalization, "series_uid": series_uid, **overrides},
                         constants=conv["Constants"], inputs=[series_dir],
@@ -969,6 +965,162 @@ def export_cmd(
     out.print(f"done in {time.perf_counter() - t0:.1f} s")
     if failures:
         raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------------------- CONV: pet hypoxia, dose, response
+_HYPOXIA_STATS = ("max", "mean", "median", "peak")
+_DOSE_NUCLIDES = ("Y-90", "Lu-177")
+_DOSE_INPUTS = ("activity", "tia")
+_DOSE_METHODS = ("vsv", "ldm")
+_RESPONSE_CRITERIA = ("recist", "mrecist", "percist", "eortc")
+_RESPONSE_LEVELS = ("lesion", "patient")
+
+
+def _cli_floats(text: str, argument: str) -> tuple[float, ...]:
+    """Comma-separated numbers ('100,150,200')."""
+    try:
+        return tuple(float(v) for v in text.replace(",", " ").split())
+    except ValueError:
+        raise TheraquantError(f"must be comma-separated numbers, got {text!r}", argument=argument) from None
+
+
+def _cli_choice(value: str, choices: tuple[str, ...], argument: str) -> str:
+    if value not in choices:
+        raise TheraquantError(f"must be one of {', '.join(choices)}, got {value!r}", argument=argument)
+    return value
+
+
+def _write_text_output(text: str, path: Path, overwrite: bool, inputs: list) -> None:
+    from .io import write_text
+    from .pipeline import check_output_file
+
+    check_output_file(path, overwrite, inputs=inputs)
+    write_text(text, path)
+
+
+@pet_app.command("hypoxia")
+@handle_errors
+def pet_hypoxia(
+    image_path: Path = typer.Argument(..., metavar="FMISO", help="3-D FMISO PET NIfTI (SUV or Bq/mL)."),
+    tumour: str = typer.Option(..., "--tumour", help="Tumour mask NIfTI, or LABELS.nii.gz:K for label K of a "
+                               "label image."),
+    blood: Optional[str] = typer.Option(None, "--blood", help="Blood-pool (aorta) mask, or LABELS.nii.gz:K."),
+    muscle: Optional[str] = typer.Option(None, "--muscle", help="Skeletal-muscle mask, or LABELS.nii.gz:K."),
+    threshold: str = typer.Option("arte-miso", "--threshold", help="Hypoxia cut-off: a ratio (e.g. 1.3) or one "
+                                  "of arte-miso (T/BP > 1.29, Soydal 2025), rasey1996 (T/BP >= 1.2 voxel-wise), "
+                                  "yeh1996 (T/M >= 1.24); also muzi2015, soydal2025, radioembolization."),
+    operator: Optional[str] = typer.Option(None, "--operator", help="Comparison of a numeric --threshold: '>' or "
+                                           "'>=' (default '>='); named thresholds carry their own."),
+    tumour_stat: str = typer.Option("max", "--tumour-stat", help=f"Tumour statistic: {', '.join(_HYPOXIA_STATS)}."),
+    reference_stat: str = typer.Option("mean", "--reference-stat",
+                                       help=f"Reference statistic: {', '.join(_HYPOXIA_STATS)}."),
+    out_json: Optional[Path] = typer.Option(None, "--out", help="Write the result (fields, units, provenance) "
+                                            "as JSON."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
+) -> None:
+    """FMISO hypoxia of a tumour: T/BP, T/M, hypoxic volume and fraction, and which cut-off decided."""
+    from .pet import HYPOXIA_THRESHOLDS
+    from .pipeline import MaskSpec, run_hypoxia
+
+    thr: float | str = threshold
+    if threshold.strip().lower() not in HYPOXIA_THRESHOLDS:
+        thr = _cli_float(threshold, "threshold", need=f"a ratio or one of {', '.join(HYPOXIA_THRESHOLDS)}")
+    if operator is not None:
+        _cli_choice(operator, (">", ">="), "operator")
+    _cli_choice(tumour_stat, _HYPOXIA_STATS, "tumour_stat")
+    _cli_choice(reference_stat, _HYPOXIA_STATS, "reference_stat")
+    specs = {k: MaskSpec.parse(v) if v is not None else None for k, v in (("blood", blood), ("muscle", muscle))}
+    res = run_hypoxia(image_path, MaskSpec.parse(tumour), threshold=thr, operator=operator,
+                      tumour_stat=tumour_stat, reference_stat=reference_stat, **specs)
+    out.print(res.summary(), highlight=False, soft_wrap=True)
+    if out_json is not None:
+        _write_text_output(res.to_json() + "\n", out_json, overwrite,
+                           [image_path] + [MaskSpec.parse(v).path for v in (tumour, blood, muscle) if v])
+        out.print(f"wrote {out_json}", highlight=False)
+
+
+@app.command("dose")
+@handle_errors
+def dose_cmd(
+    input_path: Path = typer.Argument(..., metavar="INPUT", help="3-D NIfTI: activity concentration at "
+                                      "implantation (Bq/mL) or time-integrated activity concentration (Bq s/mL)."),
+    out_dir: Path = typer.Option(..., "--out", help="Output folder: dose_gy.nii.gz, dvh.csv, dvh_curves.csv, "
+                                 "dose.json."),
+    nuclide: str = typer.Option("Y-90", "--nuclide", help=f"Radionuclide: {', '.join(_DOSE_NUCLIDES)}."),
+    input_kind: str = typer.Option("activity", "--input", help="What INPUT holds: activity (Bq/mL; TIA = A0 "
+                                   "T1/2/ln2, physical decay only: exact for 90Y microspheres) or tia (Bq s/mL)."),
+    method: str = typer.Option("vsv", "--method", help="Dose method: vsv (voxel S values, Lanconelli 2012) or "
+                               "ldm (local deposition)."),
+    mask: Optional[Path] = typer.Option(None, "--mask", help="Label image on the INPUT grid: one DVH row per "
+                                        "label (names from its sidecar 'LabelNames')."),
+    density_g_ml: Optional[float] = typer.Option(None, "--density", help="Tissue density, g/mL (default 1.04, soft "
+                                            "tissue)."),
+    d_percent: str = typer.Option("2,50,70,98", "--d", help="Dx levels, % of the volume, comma-separated."),
+    v_gy: str = typer.Option("100,150,200", "--v", help="Vy levels, Gy, comma-separated."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out folder."),
+) -> None:
+    """Absorbed dose map (Gy) and per-region DVH table from an activity or TIA image (90Y, 177Lu)."""
+    from .pipeline import DoseSettings, run_dose
+
+    _cli_choice(nuclide, _DOSE_NUCLIDES, "nuclide")
+    _cli_choice(input_kind, _DOSE_INPUTS, "input_kind")
+    _cli_choice(method, _DOSE_METHODS, "method")
+    settings = DoseSettings(input_path=input_path, out_dir=out_dir, nuclide=nuclide, input_kind=input_kind,
+                            method=method, mask=mask, density_g_ml=density_g_ml,
+                            d_percent=_cli_floats(d_percent, "d_percent"), v_gy=_cli_floats(v_gy, "v_gy"),
+                            overwrite=overwrite)
+    run = run_dose(settings)
+    cols = ["label", "name", "volume_mL", "Dmean", "Dmin", "Dmax"] + [c for c in ("D70", "V100") if c in run.table]
+    _print_rows(f"{nuclide} {method}: absorbed dose per region (Gy; Vy in %; every metric in dvh.csv)", cols,
+                [[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row] for row in run.table[cols].to_numpy()],
+                n_text=2)
+    out.print(f"wrote {len(run.written)} files to {out_dir}", highlight=False)
+
+
+@app.command("response")
+@handle_errors
+def response_cmd(
+    table_path: Path = typer.Argument(..., metavar="TABLE", help="Lesion measurements, CSV or Parquet: baseline "
+                                      "and followup columns (mm for RECIST/mRECIST, SULpeak for PERCIST, SUV for "
+                                      "EORTC), 'patient' for --level patient."),
+    criteria: str = typer.Option(..., "--criteria", help=f"Criteria: {', '.join(_RESPONSE_CRITERIA)}."),
+    level: str = typer.Option("lesion", "--level", help=f"Grade each lesion or each patient: "
+                              f"{', '.join(_RESPONSE_LEVELS)}."),
+    column: Optional[list[str]] = typer.Option(None, "--column", help="Rename: CANONICAL=YOURS, e.g. "
+                                               "baseline=SULpeak_bl (repeatable)."),
+    after_one_cycle: bool = typer.Option(False, "--after-one-cycle", help="EORTC: follow-up after one cycle "
+                                         "(PMR at >= 15 %)."),
+    reference: str = typer.Option("liver", "--reference", help="PERCIST reference region: liver, blood_pool."),
+    out_path: Optional[Path] = typer.Option(None, "--out", help="Write the graded table (.csv or .parquet)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
+) -> None:
+    """Response categories (CR/PR/SD/PD, CMR/PMR/SMD/PMD) of a lesion table, with the rule that fired."""
+    from .pipeline import check_output_file, run_response
+
+    _cli_choice(criteria.lower(), _RESPONSE_CRITERIA, "criteria")
+    _cli_choice(level, _RESPONSE_LEVELS, "level")
+    _cli_choice(reference, ("liver", "blood_pool"), "reference")
+    columns = {}
+    for item in column or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise TheraquantError(f"must be CANONICAL=YOURS (e.g. baseline=SULpeak_bl), got {item!r}", argument="column")
+        columns[key.strip()] = value.strip()
+    if out_path is not None:
+        check_output_file(out_path, overwrite, inputs=[table_path], suffixes=(".csv", ".parquet"))
+    graded = run_response(table_path, criteria, level=level, columns=columns, after_one_cycle=after_one_cycle,
+                          reference=reference)
+    ids = [c for c in ("patient", "lesion") if c in graded.columns]
+    show = ids + [c for c in ("baseline", "followup", "change_fraction", "category", "rule_id") if c in graded.columns]
+    _print_rows(f"{graded.attrs.get('criteria', criteria)} {graded.attrs.get('version', '')}: {len(graded)} "
+                f"{level}(s)", show,
+                [[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row] for row in graded[show].to_numpy()],
+                n_text=len(ids))
+    if out_path is not None:
+        from .io import write_table
+
+        write_table(graded, out_path)
+        out.print(f"wrote {out_path}", highlight=False)
 
 
 def main() -> None:  # console-script entry point

@@ -7,9 +7,14 @@ argument or file, the value received, what was needed and how to fix it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 __all__ = ["TheraquantError", "DicomError", "Finding"]
+
+
+#: The package's wording of a fix that names a keyword argument: "pass weight_kg=70.0".
+_PASS_KEYWORD = re.compile(r"\bpass ([a-z_][a-z0-9_]*)=")
 
 
 class TheraquantError(ValueError):
@@ -21,7 +26,9 @@ class TheraquantError(ValueError):
         What is wrong: the argument or file, the value received and what was needed.
     argument : str, optional
         The API keyword of the offending argument (e.g. ``"series_uid"``); the command line
-        maps it to its ``--flag`` instead of rewriting the message.
+        maps it to its ``--flag`` instead of rewriting the message. When not given, it is the
+        keyword the message's fix names in the package's standard wording ``"pass NAME=..."``
+        (the first such), so existing messages need no second spelling of it.
     fix : str, optional
         How to fix it; appended to the message as ``"; fix: ..."`` unless the message says it.
 
@@ -32,11 +39,16 @@ class TheraquantError(ValueError):
     ('threshold=-1 must be > 0; fix: pass e.g. 1.29', 'threshold')
     >>> isinstance(err, ValueError)
     True
+    >>> TheraquantError("weight missing; pass weight_kg=70.0").argument
+    'weight_kg'
     """
 
     def __init__(self, message: str = "", *args: object, argument: str | None = None, fix: str | None = None):
         super().__init__(message, *args)
         self.message = str(message)
+        if argument is None:
+            found = _PASS_KEYWORD.search(self.message)
+            argument = found.group(1) if found else None
         self.argument = argument
         self.fix = fix
 

@@ -34,8 +34,9 @@ def test_missing_dose_exits_1_with_one_line_naming_the_tag(no_dose_series, tmp_p
     res = _run(no_dose_series, "--out", tmp_path / "s.nii.gz")
     assert res.exit_code == 1
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
-    assert lines[0].startswith("error: pet_dro_0_0_slice_000.dcm: RadionuclideTotalDose (0018,1074) is missing")
-    assert "pass --injected-dose-bq 370e6" in lines[0]  # the fix names the command-line option
+    # the error names the command-line option (from the error's .argument), the file, the tag and the fix
+    assert lines[0].startswith("error: --injected-dose-bq: pet_dro_0_0_slice_000.dcm: RadionuclideTotalDose "
+                               "(0018,1074) is missing") and lines[0].endswith("injected_dose_bq=370e6")
     assert not (tmp_path / "s.nii.gz").exists()
 
 
@@ -66,7 +67,7 @@ def test_refuses_to_overwrite_and_rejects_unknown_normalisation(dro_root, tmp_pa
     res = _run(dro_root / "DRO_0_0" / "PT", "--out", out)
     assert res.exit_code == 1 and "pass --overwrite" in res.output
     res = _run(dro_root / "DRO_0_0" / "PT", "--out", tmp_path / "t.nii.gz", "--normalization", "sul")
-    assert res.exit_code == 1 and "--normalization must be one of" in res.output
+    assert res.exit_code == 1 and "error: --normalization: must be one of bw, lbm-james" in res.output
 
 
 def test_metrics_command_on_the_written_suv(dro_root, tmp_path):

@@ -27,3 +27,6 @@ __all__ = ["DCE_AIFS", "DCE_MODELS", "DceFitSettings", "DceRun", "run_dce_fit", 
            "write_manifest", "Failure", "PatientOutcome", "process_patient",
            "cohort_analysis", "PredictRun", "run_predict"]
 __all__ += ["export_dicom"]  # DICOM results (issue #12)
+from ._single import DoseRun, DoseSettings, MaskSpec, read_mask, run_dose, run_hypoxia, run_response  # CONV (#9)
+
+__all__ += ["DoseRun", "DoseSettings", "MaskSpec", "read_mask", "run_dose", "run_hypoxia", "run_response"]  # CONV (#9)
