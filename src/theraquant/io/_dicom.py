@@ -8,6 +8,7 @@ can read them. Every problem names the file and the tag.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -107,20 +108,56 @@ def dicom_time_s(value: Any) -> float | None:
     return hh * 3600.0 + mm * 60.0 + ss
 
 
+_COUNTS = {"ImagePositionPatient": 3, "ImageOrientationPatient": 6, "PixelSpacing": 2, "Rows": 1, "Columns": 1}
+
+
 def _get(ds: Any, f: Path, keyword: str) -> Any:
+    """A geometry tag, checked: present, the right number of finite numbers (positive sizes)."""
+    tag = _REQUIRED_GEOMETRY.get(keyword, "")
     if keyword not in ds or ds.get(keyword) in (None, ""):
-        tag = _REQUIRED_GEOMETRY.get(keyword, "")
         raise DicomError(f"{f.name}: {keyword} {tag} is missing; the slice cannot be placed in space")
-    return ds.get(keyword)
+    value = ds.get(keyword)
+    n = _COUNTS.get(keyword)
+    if n is None:
+        return value
+    try:
+        arr = np.asarray(list(value) if n > 1 and not isinstance(value, (str, bytes)) else [value], dtype=float)
+    except (TypeError, ValueError, OverflowError):
+        arr = np.asarray([np.nan])
+    ok = arr.ndim == 1 and arr.size == n and bool(np.all(np.isfinite(arr)))
+    if ok and keyword in ("Rows", "Columns", "PixelSpacing"):
+        ok = bool(np.all(arr > 0)) and (keyword == "PixelSpacing" or float(arr[0]).is_integer())
+    if not ok:
+        raise DicomError(f"{f.name}: {keyword} {tag} is {str(value)[:60]!r}; it must hold {n} finite "
+                         f"{'positive ' if keyword != 'ImagePositionPatient' else ''}number(s); fix the header")
+    return int(arr[0]) if keyword in ("Rows", "Columns") else arr
+
+
+def _scalar(ds: Any, f: Path, keyword: str, default: float) -> float:
+    """An optional numeric tag as one finite float (``default`` when absent or empty)."""
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return default
+    try:
+        x = float(value)
+    except (TypeError, ValueError, OverflowError):
+        x = math.nan
+    if not math.isfinite(x):
+        raise DicomError(f"{f.name}: {keyword} is {str(value)[:60]!r}; it must be one finite number; fix the header")
+    return x
 
 
 def _frame_key(ds: Any) -> tuple:
     """Sort key of a slice within its position: temporal index, then time, then instance."""
-    tpi = ds.get("TemporalPositionIdentifier")
+    def num(keyword: str) -> float:  # junk sorts as 0 here; the checks that need the value say so
+        try:
+            x = float(ds.get(keyword) or 0.0)
+        except (TypeError, ValueError, OverflowError):
+            return 0.0
+        return x if math.isfinite(x) else 0.0
+
     acq = dicom_time_s(ds.get("AcquisitionTime")) or 0.0
-    trig = float(ds.get("TriggerTime") or 0.0)
-    inst = int(ds.get("InstanceNumber") or 0)
-    return (int(tpi) if tpi not in (None, "") else 0, acq, trig, inst)
+    return (num("TemporalPositionIdentifier"), acq, num("TriggerTime"), num("InstanceNumber"))
 
 
 def _check_duplicates(series_dir: Any, items: list, slots: list[list[int]], positions: Any) -> None:
@@ -274,8 +311,8 @@ def read_dicom_series(series_dir: str | Path, *, series_uid: str | None = None,
                 raise DicomError(f"{f.name}: pixel data cannot be decoded ({exc})") from exc
             if pix.shape != (rows0, cols0):
                 raise DicomError(f"{f.name}: pixel array of shape {pix.shape}; expected {(rows0, cols0)}")
-            slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-            inter = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+            slope = _scalar(ds, f, "RescaleSlope", 1.0) or 1.0
+            inter = _scalar(ds, f, "RescaleIntercept", 0.0)
             array[z, :, :, t] = pix * slope + inter
             del ds.PixelData
             hz.append(ds)
@@ -298,7 +335,8 @@ def read_dicom_series(series_dir: str | Path, *, series_uid: str | None = None,
             frame_times = np.asarray(acq) - acq[0]
             frame_times[frame_times < 0] += 86400.0  # across midnight
         elif all(v not in (None, "") for v in trig):
-            frame_times = (np.asarray(trig, float) - float(trig[0])) / 1000.0
+            tt = np.asarray([_scalar(ds, f, "TriggerTime", 0.0) for ds, f in zip(first_slot, [items[i][0] for i in slots[0]])])
+            frame_times = (tt - tt[0]) / 1000.0
     arr = array[..., 0] if nt == 1 else array
     return Image(arr, affine, frame_times_s=frame_times,
                  meta={"headers": headers_out, "files": files_out, "source": str(series_dir),

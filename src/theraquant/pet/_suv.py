@@ -619,7 +619,7 @@ def _decay_correction(r: _Rules) -> str:
     r.constants["decay_correction"] = dc
     corrected = hddc.get("CorrectedImage")
     if corrected is not None:
-        items = [corrected] if isinstance(corrected, str) else list(corrected)
+        items = list(corrected) if isinstance(corrected, (list, tuple)) or type(corrected).__name__ == "MultiValue" else [corrected]
         flags = {f.strip().upper() for c in items for f in str(c).split("\\")}
         if (dc != "NONE") != ("DECY" in flags):
             r.decisions.append(f"note: CorrectedImage (0028,0051) {sorted(flags)} "
