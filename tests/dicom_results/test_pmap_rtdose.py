@@ -159,3 +159,21 @@ def test_every_parametric_map_and_rt_dose_pass_dciodvfy(tmp_path, source):
         out = write_rt_dose(_map(source, "dose_gy"), source.meta["headers"], tmp_path / "d.dcm", identifiers=ids)
         errors, text = syn.dciodvfy(out)
         assert "RTDose" in text and errors == [], text
+
+
+def test_writers_leave_the_source_datasets_untouched(tmp_path, source):
+    from theraquant.io import write_rtstruct, write_seg
+
+    hdrs = source.meta["headers"]
+    before = [(h.PatientID, str(h.PatientName), h.StudyDate, h.StudyInstanceUID, h.SeriesInstanceUID,
+               h.SOPInstanceUID, h.FrameOfReferenceUID, len(h)) for h in hdrs]
+    ids = {"PatientID": "P009", "DateShiftDays": "-70"}
+    dose = _map(source, "dose_gy")
+    mask = {"lesion 1": source.with_array(np.asarray(dose.array) > 150)}
+    write_parametric_map(dose, hdrs, tmp_path / "pm.dcm", quantity="dose_gy", identifiers=ids)
+    write_rt_dose(dose, hdrs, tmp_path / "rd.dcm", identifiers=ids)
+    write_seg(mask, hdrs, tmp_path / "seg.dcm", identifiers=ids)
+    write_rtstruct(mask, hdrs, tmp_path / "rs.dcm", identifiers=ids)
+    after = [(h.PatientID, str(h.PatientName), h.StudyDate, h.StudyInstanceUID, h.SeriesInstanceUID,
+              h.SOPInstanceUID, h.FrameOfReferenceUID, len(h)) for h in hdrs]
+    assert after == before

@@ -100,6 +100,9 @@ def test_seg_pseudonymised_identifiers(tmp_path):
     assert da.FrameOfReferenceUID == db.FrameOfReferenceUID != hdr.FrameOfReferenceUID
     assert da.SOPInstanceUID != db.SOPInstanceUID
     assert da.PatientIdentityRemoved == "YES"
+    # the caller's datasets are untouched
+    assert (hdr.PatientID, str(hdr.PatientName), hdr.StudyDate) == ("TQ-0001", "Test^Patient", "20240315")
+    assert "PatientIdentityRemoved" not in hdr
     with pytest.raises(TheraquantError, match="DateShiftDays"):
         write_seg(_masks(src), src.meta["headers"], tmp_path / "c.dcm", identifiers={"DateShiftDays": "x"})
 

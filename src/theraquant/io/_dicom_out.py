@@ -115,24 +115,6 @@ def _flat(items: Iterable[Any]) -> list[Any]:
     return out
 
 
-def _header_copy(ds: Any) -> Any:
-    """A deep copy of a dataset without its pixel data (writers must never alter the caller's)."""
-    import copy
-
-    import pydicom
-
-    new = pydicom.Dataset()
-    for elem in ds:
-        if elem.tag not in (0x7FE00010, 0x7FE00008, 0x7FE00009):
-            new.add(copy.deepcopy(elem))
-    if getattr(ds, "file_meta", None) is not None:
-        new.file_meta = copy.deepcopy(ds.file_meta)
-    fn = getattr(ds, "filename", None)
-    if isinstance(fn, (str, os.PathLike)):
-        new.filename = str(fn)
-    return new
-
-
 def flatten_source(source: Sequence[Any], *, what: str = "source") -> list[Any]:
     """The source series as one dataset per slice position, sorted along the slice normal.
 
@@ -140,6 +122,10 @@ def flatten_source(source: Sequence[Any], *, what: str = "source") -> list[Any]:
     a 4-D series' ``Image.meta["headers"]``; file paths are read (headers only). For a dynamic
     series (several datasets per position) the first one per position is kept, so references point
     at one frame per slice.
+
+    The datasets are not copied: the writers never modify them (highdicom shares some of their
+    element objects with the new object, so :func:`apply_identifiers` replaces elements, never
+    their values in place).
     """
     import pydicom
 
@@ -173,7 +159,7 @@ def flatten_source(source: Sequence[Any], *, what: str = "source") -> list[Any]:
     last = None
     for pos, i in keyed:
         if last is None or abs(pos - last) > 1e-3:
-            out.append(_header_copy(flat[i]))  # copies: writers must never alter the caller's datasets
+            out.append(flat[i])
             last = pos
     return out
 
@@ -206,6 +192,7 @@ def apply_identifiers(ds: Any, identifiers: Mapping[str, str] | None) -> Any:
     if identifiers is None:
         return ds
     import pydicom.uid
+    from pydicom.dataelem import DataElement
     from pydicom.datadict import dictionary_VR, tag_for_keyword
 
     ids = {str(k): str(v) for k, v in identifiers.items()}
@@ -224,6 +211,10 @@ def apply_identifiers(ds: Any, identifiers: Mapping[str, str] | None) -> Any:
             cache[uid] = str(pydicom.uid.generate_uid(prefix=UID_ROOT, entropy_srcs=[salt, uid]))
         return cache[uid]
 
+    def put(d: Any, elem: Any, value: Any) -> None:
+        # a new element object: writers may share element objects with their source datasets
+        d[elem.tag] = DataElement(elem.tag, elem.VR, value)
+
     def walk(d: Any) -> None:
         for elem in list(d):
             if elem.VR == "SQ":
@@ -231,29 +222,33 @@ def apply_identifiers(ds: Any, identifiers: Mapping[str, str] | None) -> Any:
                     walk(item)
             elif elem.VR == "UI" and elem.keyword in _REMAP_UIDS and elem.value:
                 if elem.VM > 1:
-                    elem.value = [remap(str(v)) for v in elem.value]
+                    put(d, elem, [remap(str(v)) for v in elem.value])
                 else:
-                    elem.value = remap(str(elem.value))
+                    put(d, elem, remap(str(elem.value)))
             elif elem.VR in ("DA", "DT") and elem.value and shift and elem.keyword != "PatientBirthDate":
                 if elem.VM > 1:
-                    elem.value = [_shift_date(v, shift) for v in elem.value]
+                    put(d, elem, [_shift_date(v, shift) for v in elem.value])
                 else:
-                    elem.value = _shift_date(elem.value, shift)
+                    put(d, elem, _shift_date(elem.value, shift))
+
+    def set_kw(kw: str, value: Any) -> None:
+        tag = tag_for_keyword(kw)
+        ds[tag] = DataElement(tag, dictionary_VR(kw), value)
 
     walk(ds)
     if "file_meta" in dir(ds) and getattr(ds, "file_meta", None) is not None:
         walk(ds.file_meta)
     for kw in _EMPTY:
         if kw in ds:
-            setattr(ds, kw, "")
+            set_kw(kw, "")
     for kw in _REMOVE:
         if kw in ds:
             if ds[kw].VR == "SQ":
                 delattr(ds, kw)
             else:
-                setattr(ds, kw, "")  # zero length: valid for Type 2 and Type 3 alike
-    ds.PatientName = ids.get("PatientName", pid if "^" in pid else pid + "^")
-    ds.PatientID = pid
+                set_kw(kw, "")  # zero length: valid for Type 2 and Type 3 alike
+    set_kw("PatientName", ids.get("PatientName", pid if "^" in pid else pid + "^"))
+    set_kw("PatientID", pid)
     for kw, val in ids.items():
         if kw in _SPECIAL or kw in ("PatientName", "PatientID"):
             continue
@@ -264,12 +259,12 @@ def apply_identifiers(ds: Any, identifiers: Mapping[str, str] | None) -> Any:
             )
         if dictionary_VR(kw) == "SQ":
             raise TheraquantError(f"identifiers key {kw!r} is a sequence; only text attributes can be set")
-        setattr(ds, kw, val)
-    ds.PatientIdentityRemoved = "YES"
+        set_kw(kw, val)
+    set_kw("PatientIdentityRemoved", "YES")
     method = "theraquant pseudonymisation: identifiers replaced, UIDs remapped"
     if shift:
         method += ", dates shifted"
-    ds.DeidentificationMethod = method[:64]
+    set_kw("DeidentificationMethod", method[:64])
     return ds
 
 

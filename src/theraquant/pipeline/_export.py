@@ -30,6 +30,7 @@ join the original studies in PACS.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import re
@@ -88,7 +89,7 @@ def _quantity(name: str, side: dict, settings: dict | None = None) -> str | None
 class _Patient:
     """One patient's export: source headers (cached), identifiers, failures."""
 
-    def __init__(self, rec: dict, results: Path, study_dir: Path, private: bool):
+    def __init__(self, rec: dict, results: Path, study_dir: Path, private: bool, index: dict):
         self.rec = rec
         self.name = str(rec["patient"])
         self.results = results
@@ -97,37 +98,63 @@ class _Patient:
         self.pdir = results / "patients" / self.name
         self.series = {s["series_uid"]: s for s in rec.get("series", [])}
         self._headers: dict[str, list] = {}
-        self._scan: dict[str, list] | None = None
+        self._index = index  # shared by the patients: series UID -> files, filled by one study scan
         self.failures: list[Any] = []
         self._ids: dict[str, str] | None = None
         self._secrets: list[str] = []
 
     # ------------------------------------------------------------------ sources
-    def _scan_study(self) -> dict[str, list]:
-        if self._scan is None:
-            from ..io import group_series, read_dicom_headers
+    def _scan_study(self) -> dict[str, list[Path]]:
+        """Series UID -> files of the whole study folder (one header scan, shared by all patients)."""
+        if not self._index:
+            import pydicom
 
-            self._scan = {uid: [ds for _, ds in items]
-                          for uid, items in group_series(read_dicom_headers(self.study_dir)).items()}
-        return self._scan
+            for f in sorted(p for p in self.study_dir.rglob("*") if p.is_file() and not p.name.startswith(".")):
+                try:
+                    ds = pydicom.dcmread(str(f), stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
+                except Exception:  # noqa: BLE001 - not DICOM
+                    continue
+                uid = str(ds.get("SeriesInstanceUID", "") or "")
+                if uid:
+                    self._index.setdefault(uid, []).append(f)
+            self._index.setdefault("", [])  # scanned (even if empty)
+        return self._index
+
+    def _candidates(self, rec: dict | None) -> list[Path]:
+        """The series' files from study.json; a redacted path (the PatientID replaced by the pseudonym)
+        is matched with a wildcard in its place."""
+        if rec is None or not self.study_dir.is_dir():
+            return []
+        out: list[Path] = []
+        for rel in rec.get("files", []):
+            if not rec.get("files_redacted"):
+                out.append(self.study_dir / rel)
+            elif self.name in rel:
+                pattern = glob.escape(rel).replace(glob.escape(self.name), "*")
+                out.extend(sorted(self.study_dir.glob(pattern)))
+        return out
 
     def headers(self, uid: str) -> list:
-        """Headers (no pixel data) of a source series, from study.json's file list (else a header scan)."""
+        """Headers (no pixel data) of a source series, from study.json's file list (else a study scan)."""
         if uid in self._headers:
             return self._headers[uid]
         import pydicom
 
-        rec = self.series.get(uid)
         out: list = []
-        if rec is not None and not rec.get("files_redacted"):
-            for rel in rec.get("files", []):
-                f = self.study_dir / rel
-                if f.is_file():
+        for files in (lambda: self._candidates(self.series.get(uid)), lambda: self._scan_study().get(uid, [])):
+            seen: set[Path] = set()
+            for f in files():
+                if f in seen or not f.is_file():
+                    continue
+                seen.add(f)
+                try:
                     ds = pydicom.dcmread(str(f), stop_before_pixels=True)
-                    if str(ds.get("SeriesInstanceUID", "")) == uid:
-                        out.append(ds)
-        if not out:
-            out = list(self._scan_study().get(uid, []))
+                except Exception:  # noqa: BLE001 - not DICOM
+                    continue
+                if str(ds.get("SeriesInstanceUID", "")) == uid:
+                    out.append(ds)
+            if out:
+                break
         if not out:
             raise TheraquantError(
                 f"source series {uid} of patient {self.name} is not in study folder {self.study_dir.name}",
@@ -259,8 +286,9 @@ def export_dicom(results_dir: str | Path, *, overwrite: bool = False) -> list:
         except (json.JSONDecodeError, AttributeError):
             settings = {}
     failures: list = []
+    index: dict[str, list[Path]] = {}
     for rec in patients:
-        pt = _Patient(rec, results, study_dir, private)
+        pt = _Patient(rec, results, study_dir, private, index)
         out = pt.pdir / "dicom"
         maps = sorted((pt.pdir / "maps").glob("*.nii.gz")) if (pt.pdir / "maps").is_dir() else []
         dose_grids: dict[str, str] = {}  # grid -> source series of a dose map on it
