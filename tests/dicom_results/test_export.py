@@ -35,15 +35,19 @@ def _make_results(tmp_path: Path, *, private: bool = True) -> dict:
     study = tmp_path / "study"
     mr_img = syn.oblique_image(shape=(6, 16, 18), spacing=(4.0, 2.5, 2.5), angle_deg=10.0)
     pt_img = syn.oblique_image(shape=(8, 20, 20), spacing=(4.0, 4.0, 4.0), origin=(-40.0, -40.0, 20.0))
-    syn.write_series(study / f"{NAME}_mr", mr_img.with_array(np.random.default_rng(0).random(mr_img.shape)),
+    syn.write_series(study / f"{PID}_mr", mr_img.with_array(np.random.default_rng(0).random(mr_img.shape)),
                      patient_id=PID, patient_name=NAME, study_date="20240301")
     syn.write_series(study / "pt", pt_img.with_array(np.random.default_rng(1).random(pt_img.shape) * 1e4),
                      modality="PT", patient_id=PID, patient_name=NAME, study_date="20240320")
-    mr = read_dicom_series(study / f"{NAME}_mr")
+    mr = read_dicom_series(study / f"{PID}_mr")
     pt = read_dicom_series(study / "pt")
     results = tmp_path / "RESULTS"
     pdir = results / "patients" / "P001"
     series = [_series_rec(study, mr, "dce"), _series_rec(study, pt, "y90")]
+    if private:  # as run_study records them: paths holding the PatientID redacted
+        series[0]["files"] = [f.replace(PID, "P001") for f in series[0]["files"]]
+        series[0]["files_redacted"] = True
+        series[1]["files"] = ["gone/IM0001.dcm"]  # not found: the export scans the study folder
     (results).mkdir(parents=True)
     (results / "study.json").write_text(json.dumps({
         "study_dir": str(study), "pseudonymised": private,
