@@ -178,14 +178,19 @@ def dce_lesions(signal: NDArray, t_s: NDArray, regions: Regions, *, tr_s: float,
                                                flip_angle=float(flip_angle_deg), n_baseline=n_baseline,
                                                return_info=True)
     conc_sel = np.asarray(conc_res.conc)
-    conc = np.full(shape + (t.size,), np.nan, dtype=np.float64)
-    conc[sel] = conc_sel
-    cp = dce.aif.measured(t, conc[art], hct=float(hematocrit))
-    cpv = dce.aif.measured(t, conc[pv], hct=float(hematocrit)) if pv is not None else None
+    # concentration only for the selected voxels (never a whole-volume float64 copy of the series)
+    pos = np.full(shape, -1, dtype=np.int64)
+    pos[sel] = np.arange(int(sel.sum()))
+
+    def conc(mask: NDArray[np.bool_]) -> NDArray:
+        return conc_sel[pos[mask & sel]]
+
+    cp = dce.aif.measured(t, conc(art), hct=float(hematocrit))
+    cpv = dce.aif.measured(t, conc(pv), hct=float(hematocrit)) if pv is not None else None
     arrival_s = float(dce.bolus_arrival(t, cp, n_baseline=n_baseline))
 
     # voxelwise fit of the tissue voxels
-    ct = conc[tissue]
+    ct = conc(tissue)
     fit_kw: dict[str, Any] = {"cp": cp}
     if dce.MODELS[model].n_inputs == 2:
         fit_kw["cp_portal"] = cpv
@@ -229,7 +234,7 @@ def dce_lesions(signal: NDArray, t_s: NDArray, regions: Regions, *, tr_s: float,
             row["fa"] = float("nan")
         rows[lid] = {**row, "_notes": why}
         if n:
-            mean_curve = np.nanmean(conc[m], axis=0)
+            mean_curve = np.nanmean(conc(m), axis=0)
             curves.append({"lesion": lid, "kind": "data", "t_s": t.copy(), "value_mM": mean_curve})
             if np.all(np.isfinite(mean_curve)):
                 f1 = dce.fit(t, mean_curve, model, **fit_kw)
