@@ -60,6 +60,8 @@ def test_fit_nifti_writes_maps_sidecar_and_summary(tmp_path):
     for name in ("Ktrans", "ve", "vp", "kep", "r2", "aic", "success", "Ktrans_se"):
         assert (out / f"{name}.nii.gz").exists(), name
     assert not (out / "delay.nii.gz").exists()  # a fixed delay is a setting, not a map
+    # the count printed is every file written: maps, their sidecars, dce_fit.json, summary.csv, manifest.json
+    assert f"wrote {len(list(out.iterdir()))} files" in " ".join(res.output.split())
     k = read_nifti(out / "Ktrans.nii.gz")
     assert k.array.dtype == np.float32 and k.same_grid(read_nifti(path))
     # noiseless etofts curves (float32 on disk) and the same Parker AIF: the fit returns the truth

@@ -67,3 +67,23 @@ def test_help_and_version_exit_0():
     assert runner.invoke(app, ["--help"]).exit_code == 0
     assert runner.invoke(app, ["--version"]).exit_code == 0
     assert runner.invoke(app, ["response", "--help"]).exit_code == 0
+
+
+def _help_text(*cmd):
+    res = runner.invoke(app, [*cmd, "--help"], terminal_width=200)
+    assert res.exit_code == 0
+    return " ".join(res.output.replace("│", " ").split())  # rich panels: drop the box edges
+
+
+@pytest.mark.parametrize(("cmd", "choices"), [
+    (("dce", "fit"), ["tofts, etofts, patlak, 2cxm", "parker, orton, weinmann", "nlls", "linear",
+                      "'concentration'", "'signal'"]),
+    (("dce", "demo"), ["tofts, etofts, patlak"]),
+    (("pet", "suv"), ["bw, lbm-james, lbm-janmahasatian, bsa, ibw", "START, ADMIN or NONE", "M, F or O"]),
+    (("dose",), ["Y-90, Lu-177", "vsv", "ldm", "activity", "tia"]),
+    (("response",), ["recist, mrecist, percist, eortc", "lesion, patient", "liver, blood_pool"]),
+])
+def test_help_lists_the_choices(cmd, choices):
+    text = _help_text(*cmd)
+    for c in choices:
+        assert c in text, (cmd, c)

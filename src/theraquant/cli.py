@@ -380,7 +380,8 @@ def dce_fit(
     frame_times: Optional[str] = typer.Option(None, "--frame-times", help="Frame times, s: comma-separated, or "
                                               "a text file (overrides the input's)."),
     dt: Optional[float] = typer.Option(None, "--dt", help="Uniform frame interval, s (overrides the input's)."),
-    method: str = typer.Option("nlls", "--method", help="Fit method passed to theraquant.dce.fit."),
+    method: str = typer.Option("nlls", "--method", help="Fit method of theraquant.dce.fit: nlls (bounded "
+                               "non-linear least squares) or linear (integral form, Murase 2004)."),
     chunk_voxels: int = typer.Option(65536, "--chunk-voxels", help="Curves per batched fit (memory bound)."),
     series_uid: Optional[str] = typer.Option(None, "--series-uid", help="SeriesInstanceUID to read when the "
                                              "DICOM folder holds several series."),
@@ -891,7 +892,8 @@ def demo(
 @handle_errors
 def dce_demo(
     out_dir: Path = typer.Option(Path("theraquant-dce-demo"), "--out", help="Output folder."),
-    model: str = typer.Option("dual_input_etofts", "--model", help="Model fitted to the phantom."),
+    model: str = typer.Option("dual_input_etofts", "--model", help=f"Model fitted to the phantom: "
+                              f"{', '.join(DCE_MODELS)}."),
     noise: float = typer.Option(0.02, "--noise", help="Gaussian noise SD added to the phantom, mM."),
     seed: int = typer.Option(2026, "--seed", help="Seed of the noise."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out folder."),
