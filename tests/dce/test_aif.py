@@ -11,6 +11,7 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy.integrate import quad
 
+from theraquant import dce
 from theraquant.dce import aif
 from theraquant.errors import TheraquantError
 
@@ -232,3 +233,24 @@ def test_info_records_every_population_aif():
     assert_allclose(aif.parker(60 * u), expected, rtol=1e-12)
     with pytest.raises(TheraquantError, match=r"unknown population AIF 'foo'"):
         aif.info("foo")
+
+
+def test_one_shift_for_aif_and_fitter_with_a_baseline_offset():
+    # issue #9: aif.shift used to zero-fill before the first frame while the fitter held the
+    # first sample (0.02 mM apart for an input with a baseline offset). One definition now: the
+    # first sample (the baseline) is held, so simulate/fit with delay=d see exactly shift(cp, d)
+    t = np.arange(0.0, 300.0, 3.0)
+    cp = aif.parker(t, delay=20.0, hct=0.42) + 0.3   # measured AIF with a 0.3 mM baseline offset
+    shifted = aif.shift(t, cp, 7.5)
+    assert_allclose(shifted[t < 7.5], 0.3, rtol=0, atol=1e-12)   # baseline held, not zero
+    params = {"Ktrans": 0.25, "ve": 0.3, "vp": 0.05}
+    with_delay = dce.simulate(t, "etofts", params, cp=cp, delay=7.5)
+    pre_shifted = dce.simulate(t, "etofts", params, cp=shifted)
+    assert_allclose(with_delay, pre_shifted, rtol=1e-12, atol=1e-14)
+    # per-voxel delays: the rows of shift(t, cp, [d1, d2]) are the one-delay shifts
+    both = aif.shift(t, cp, [2.0, 7.5])
+    assert_allclose(both[1], shifted, rtol=1e-13)
+    # the fitted-delay kernel evaluates the same spline: a fit of the pre-shifted input's curve
+    # finds the delay to 0.05 s (noise-free; the grid step is 1 s, the LM refines it)
+    res = dce.fit(t, with_delay, "etofts", cp=cp, delay="fit")
+    assert float(res["delay"]) == pytest.approx(7.5, abs=0.05)

@@ -173,7 +173,7 @@ def test_fit_volume_equals_direct_fit_on_the_masked_voxels():
     t, cp, ct, _ = _etofts_volume()
     mask = np.zeros(ct.shape[:-1], bool)
     mask[0, :3, :] = mask[2, 1:5, 2:6] = True
-    res = dce.fit_volume(ct, t, "etofts", cp=cp, mask=mask, chunk_voxels=10)
+    res = dce.fit_volume(t, ct, "etofts", cp=cp, mask=mask, chunk_voxels=10)
     direct = dce.fit(t, ct[mask].astype(np.float64), "etofts", cp=cp)  # the same voxels in one call
     for key in ("Ktrans", "ve", "vp", "kep", "r2", "aic", "Ktrans_se"):
         assert res[key].dtype == np.float32
@@ -189,8 +189,8 @@ def test_fit_volume_chunk_size_does_not_change_the_maps():
     from theraquant import dce
 
     t, cp, ct, _ = _etofts_volume(shape=(2, 5, 5))
-    small = dce.fit_volume(ct, t, "etofts", cp=cp, chunk_voxels=3)
-    large = dce.fit_volume(ct, t, "etofts", cp=cp, chunk_voxels=1000)
+    small = dce.fit_volume(t, ct, "etofts", cp=cp, chunk_voxels=3)
+    large = dce.fit_volume(t, ct, "etofts", cp=cp, chunk_voxels=1000)
     for key in small:
         assert_allclose(small[key], large[key], rtol=1e-6, atol=0, equal_nan=True, err_msg=key)
 
@@ -199,7 +199,7 @@ def test_fit_volume_noiseless_recovers_truth_and_passes_options():
     from theraquant import dce
 
     t, cp, ct, truth = _etofts_volume(shape=(2, 3, 4), noise_sd=0.0)
-    res = dce.fit_volume(ct, t, "etofts", cp=cp, chunk_voxels=7, delay=0.0)
+    res = dce.fit_volume(t, ct, "etofts", cp=cp, chunk_voxels=7, delay=0.0)
     # noiseless float32 curves: float32 rounding of ct (~1e-7 relative) limits recovery
     for key in ("Ktrans", "ve"):
         assert_allclose(res[key], truth[key], rtol=2e-3, err_msg=key)
@@ -211,6 +211,23 @@ def test_fit_volume_rejects_an_input_function_of_the_wrong_length():
 
     t, cp, ct, _ = _etofts_volume(shape=(1, 2, 2))
     with pytest.raises(TheraquantError, match=r"cp has 59 samples but there are 60 frame times"):
-        dce.fit_volume(ct, t, "etofts", cp=cp[:-1])
+        dce.fit_volume(t, ct, "etofts", cp=cp[:-1])
     with pytest.raises(TheraquantError, match=r"ct has shape \(1, 2, 2\) but t has 60 frame times"):
-        dce.fit_volume(ct[..., 0], t, "etofts", cp=cp)
+        dce.fit_volume(t, ct[..., 0], "etofts", cp=cp)
+
+
+def test_fit_volume_takes_t_first_and_the_old_order_warns():
+    # issue #9: argument order as in dce.fit(t, ct, ...); fit_volume(ct, t, ...) works one more
+    # release with a DeprecationWarning and gives the same maps
+    from theraquant import dce
+
+    t = np.arange(0.0, 300.0, 5.0)
+    cp = dce.aif.parker(t, hct=0.42)
+    ct = dce.simulate(t, "etofts", {"Ktrans": np.full((2, 3), 0.2), "ve": 0.3, "vp": 0.05}, cp=cp)
+    new = dce.fit_volume(t, ct, "etofts", cp=cp)
+    with pytest.warns(DeprecationWarning, match=r"pass the frame times first, fit_volume\(t, ct"):
+        old = dce.fit_volume(ct, t, "etofts", cp=cp)
+    assert_array_equal(new["Ktrans"], old["Ktrans"])
+    with pytest.warns(DeprecationWarning):  # a single curve: t is the strictly increasing one
+        one = dce.fit_volume(ct[0, 0], t, "etofts", cp=cp)
+    assert float(one["Ktrans"]) == pytest.approx(0.2, rel=1e-4)

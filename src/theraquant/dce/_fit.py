@@ -24,6 +24,7 @@ from scipy.interpolate import CubicSpline
 from ..errors import TheraquantError
 from ..quantities import check_frame_times
 from ._convolve import ModelInputs, forward_kernel, linear_kernel, lm_kernel, row_stats
+from .aif import shift as _aif_shift
 from ._models import MODELS, UNITS, ModelName, ModelSpec, get_model
 from ._starts import GRID_MODELS, grid_start
 
@@ -188,16 +189,13 @@ def _grid(t: NDArray[np.float64]) -> tuple[NDArray[np.float64], bool]:
 
 
 def _shift(t: NDArray[np.float64], u: NDArray[np.float64], delay) -> NDArray[np.float64]:
-    """u(t - delay) by a not-a-knot cubic spline, constant outside the sampled range: (m, T)."""
+    """u(t - delay) as (m, T) rows (m = 1 for one delay) by :func:`theraquant.dce.aif.shift`."""
     if np.ndim(delay) == 0 and float(delay) == 0.0:
         return u[None, :]
-    spline = CubicSpline(t, u, bc_type="not-a-knot", extrapolate=False)
     d = np.atleast_1d(np.asarray(delay, dtype=np.float64))
-    x = np.clip(t[None, :] - d[:, None], t[0], t[-1])
-    out = spline(x)
     if d.size > 1 and np.all(d == d[0]):
-        out = out[:1]
-    return np.ascontiguousarray(out)
+        d = d[:1]
+    return np.ascontiguousarray(_aif_shift(t, u, d))
 
 
 def _cumtrapz(y: NDArray[np.float64], h: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -826,7 +824,8 @@ def fit(t: ArrayLike, ct: ArrayLike, model: ModelName, *, cp: ArrayLike, cp_port
         "delay_search": (None if not isinstance(delay, str) else
                          f"grid of linear fits ({_GRID_ITER} LM iterations) per delay, then LM with the delay free"
                          if refine == "lm" else f"grid of full fits + {_N_GOLDEN} golden-section steps"),
-        "input_shift": "cubic spline (not-a-knot), constant outside the sampled range",
+        "input_shift": "theraquant.dce.aif.shift: cubic spline (not-a-knot), first / last sample held "
+                       "outside the sampled range",
         "bounds": {name: [a, b] for name, a, b in zip(spec.free, lo_pub, hi_pub)},
         "p0": "user" if p0_all is not None else "linear least squares (integral form), clipped to bounds",
         "multistart": bool(multistart),

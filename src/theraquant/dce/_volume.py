@@ -10,6 +10,7 @@ chunk is done, so the float64 working set is one chunk, never the volume.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -280,9 +281,21 @@ def _fit_chunked(
                      settings=info.get("settings", {}))
 
 
+def _old_order(first: Any, second: Any) -> bool:
+    """True when called as ``fit_volume(ct, t, ...)`` (the order before issue #9)."""
+    n1 = len(getattr(first, "shape", None) or np.shape(first))
+    n2 = len(getattr(second, "shape", None) or np.shape(second))
+    if n1 >= 2 and n2 == 1:
+        return True
+    if n1 == 1 and n2 == 1:  # one curve: the frame times are the strictly increasing one
+        a, b = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
+        return bool(np.all(np.diff(b) > 0) and not np.all(np.diff(a) > 0))
+    return False
+
+
 def fit_volume(
-    ct: Any,
     t: ArrayLike,
+    ct: Any,
     model: str,
     *,
     cp: ArrayLike,
@@ -303,14 +316,15 @@ def fit_volume(
 
     Parameters
     ----------
+    t : (T,) array_like
+        Frame times, s (first, as in :func:`theraquant.dce.fit`; the earlier order
+        ``fit_volume(ct, t, ...)`` still works for one release with a DeprecationWarning).
     ct : (..., T) array_like
         Tissue concentration, mM, time on the last axis (e.g. (z, y, x, t));
         any object with ``shape`` and slicing along the first axis: an ndarray,
         a ``numpy.memmap``, the array of an :class:`~theraquant.image.Image`
         read with ``read_nifti(..., mmap=True)``. Any dtype (converted to
         float64 one chunk at a time).
-    t : (T,) array_like
-        Frame times, s.
     model : str
         Model name as for :func:`theraquant.dce.fit` (``"tofts"``,
         ``"etofts"``, ``"patlak"``, ``"2cxm"``, ``"2cum"``,
@@ -365,7 +379,7 @@ def fit_volume(
     >>> truth = {"Ktrans": np.full((2, 3, 4), 0.2), "ve": np.full((2, 3, 4), 0.3),
     ...          "vp": np.full((2, 3, 4), 0.05)}
     >>> ct = dce.simulate(t, "etofts", truth, cp=cp)          # (2, 3, 4, 60) in mM
-    >>> res = dce.fit_volume(ct, t, "etofts", cp=cp, chunk_voxels=5)
+    >>> res = dce.fit_volume(t, ct, "etofts", cp=cp, chunk_voxels=5)
     >>> res["Ktrans"].shape, res["Ktrans"].dtype, bool(res["success"].all())
     ((2, 3, 4), dtype('float32'), True)
     >>> bool(np.allclose(res["Ktrans"], 0.2, rtol=1e-3))
@@ -373,6 +387,11 @@ def fit_volume(
     """
     from . import _fit as _fitmod  # the batched fit of theraquant.dce
 
+    if _old_order(t, ct):
+        warnings.warn("fit_volume(ct, t, ...) is deprecated: pass the frame times first, fit_volume(t, ct, ...), "
+                      "as in dce.fit; the old order stops working in the next release",
+                      DeprecationWarning, stacklevel=2)
+        t, ct = ct, t
     t = np.asarray(t, dtype=np.float64)
     if t.ndim != 1:
         raise TheraquantError(f"t must be a 1-D array of frame times in s, got shape {t.shape}")

@@ -495,8 +495,12 @@ def _check_frame_times(t: ArrayLike, n: int | None = None, name: str = "t") -> N
     return tt
 
 
-def shift(t: ArrayLike, c: ArrayLike, delay: float) -> NDArray[np.float64]:
+def shift(t: ArrayLike, c: ArrayLike, delay: float | ArrayLike) -> NDArray[np.float64]:
     """Delay sampled curves by ``delay`` seconds with a cubic interpolant.
+
+    The one shift of theraquant: :func:`theraquant.dce.fit` and :func:`~theraquant.dce.simulate`
+    shift their inputs with it (and the fitted-delay kernel evaluates the same spline), so a
+    fit with ``delay=d`` is a fit to ``shift(t, cp, d)``.
 
     Parameters
     ----------
@@ -504,15 +508,18 @@ def shift(t: ArrayLike, c: ArrayLike, delay: float) -> NDArray[np.float64]:
         Frame times, s, strictly increasing.
     c : (..., T) array_like
         Curves sampled at ``t`` (time on the last axis).
-    delay : float
+    delay : float or (m,) array_like
         Delay, s (positive: later). Sub-frame delays are resolved by a not-a-knot cubic
-        spline through the samples, not a linear interpolant.
+        spline through the samples, not a linear interpolant. An array of m delays shifts a
+        single curve ``c`` (T,) m times.
 
     Returns
     -------
-    (..., T) ndarray of float64
-        ``c(t - delay)``: zero where ``t - delay < t[0]`` (before the curve starts), the last
-        sample held where ``t - delay > t[-1]`` (negative delays).
+    (..., T) or (m, T) ndarray of float64
+        ``c(t - delay)``. Outside the sampled range the curve is held: before the first frame
+        it equals its first sample (the pre-contrast baseline, which is 0 for a population
+        AIF and the baseline offset of a measured one), after the last frame its last sample
+        (negative delays).
 
     Examples
     --------
@@ -521,21 +528,25 @@ def shift(t: ArrayLike, c: ArrayLike, delay: float) -> NDArray[np.float64]:
     >>> c = parker(t, delay=5.0)
     >>> bool(np.allclose(shift(t, c, 4.0), parker(t, delay=9.0), atol=0.15))
     True
+    >>> shift(t, c + 0.5, 4.0)[:3]   # a baseline offset stays the baseline before the bolus
+    array([0.5, 0.5, 0.5])
     """
     tt = _check_frame_times(t)
     cc = np.asarray(c, dtype=float)
     if cc.ndim < 1 or cc.shape[-1] != tt.size:
         raise TheraquantError(f"c must have {tt.size} samples on its last axis (one per frame time), "
                               f"got shape {cc.shape}")
-    d = _check_delay(delay)
-    if d == 0.0:
-        return cc.copy()
-    spline = CubicSpline(tt, cc, axis=-1)
-    tq = tt - d
-    out = spline(np.clip(tq, tt[0], tt[-1]))
-    out[..., tq < tt[0]] = 0.0
-    out[..., tq > tt[-1]] = cc[..., -1:]
-    return out
+    if np.ndim(delay) == 0:
+        d = _check_delay(delay)
+        if d == 0.0:
+            return cc.copy()
+        return CubicSpline(tt, cc, axis=-1, bc_type="not-a-knot")(np.clip(tt - d, tt[0], tt[-1]))
+    d = np.asarray(delay, dtype=float)
+    if d.ndim != 1 or cc.ndim != 1 or not np.all(np.isfinite(d)):
+        raise TheraquantError(f"delay must be a finite number of seconds, or a 1-D array of them for a single "
+                              f"curve c, got delay of shape {d.shape} for c of shape {cc.shape}")
+    x = np.clip(tt[None, :] - d[:, None], tt[0], tt[-1])
+    return CubicSpline(tt, cc, bc_type="not-a-knot")(x)
 
 
 # ---------------------------------------------------------------- measured input functions

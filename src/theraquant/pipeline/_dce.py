@@ -495,7 +495,7 @@ def run_dce_fit(settings: DceFitSettings | Path | str, out_dir: Path | str | Non
 
     # ---- the fit, chunk by chunk (progress in voxels)
     res = dce.fit_volume(
-        image.array, t, model, cp=cp, cp_portal=cp_portal, mask=fit_mask, method=method,
+        t, image.array, model, cp=cp, cp_portal=cp_portal, mask=fit_mask, method=method,
         chunk_voxels=chunk_voxels, transform=to_conc if input_kind == "signal" else None,
         progress=progress, delay=fit_delay)
     t_fit = time.perf_counter() - t_start
