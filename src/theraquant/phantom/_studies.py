@@ -89,10 +89,11 @@ class PhantomStudy:
         """Write :attr:`truth` as CSV (or Parquet by suffix); returns the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        if path.suffix == ".parquet":
-            self.truth.to_parquet(path, index=False)
-        else:
-            self.truth.to_csv(path, index=False)
+        from ..io import write_table
+
+        if path.suffix.lower() in (".parquet", ".csv"):
+            return write_table(self.truth, path)  # atomic
+        self.truth.to_csv(path, index=False)
         return path
 
     def value(self, patient_id: str, lesion: str, biomarker: str) -> Any:

@@ -537,7 +537,9 @@ def run_dce_fit(settings: DceFitSettings | Path | str, out_dir: Path | str | Non
     summary = dce.summarize_maps(res, summary_labels, parameters=summarised, label_names=names)
     summary.insert(3, "units", [units.get(p, "") for p in summary["parameter"]])
     summary_csv = out_dir / "summary.csv"
-    summary.to_csv(summary_csv, index=False, float_format="%.6g")
+    from ..io import write_table
+
+    write_table(summary, summary_csv, float_format="%.6g")  # atomic
     from ..results import describe_call
 
     record = provenance(

@@ -110,7 +110,9 @@ def run_dce_demo(out_dir: str | Path, *, model: str = "dual_input_etofts", noise
             "iqr", "p10", "p90", "failed_fraction"]
     both = both[cols]
     vs_truth = out_dir / "summary_vs_truth.csv"
-    both.to_csv(vs_truth, index=False, float_format="%.6g")
+    from ..io import write_table
+
+    write_table(both, vs_truth, float_format="%.6g")  # atomic
     slice_z = int(np.argmax(np.isin(ph.labels.array, [2, 3, 4]).sum(axis=(1, 2))))
     png = dce_phantom_figure(out_dir / "demo.png", ph, res, model, slice_z)
     maps = tuple(p for p in run.written if p.name.endswith((".nii.gz", ".nii")))

@@ -72,5 +72,8 @@ def dce_phantom_figure(path: Path, ph, res, model: str, slice_z: int) -> Path:
         ax.legend(fontsize=7)
         ax.set_title("tissue curves (one voxel)", fontsize=9)
     fig.suptitle(f"theraquant demo: synthetic liver DCE phantom, {model} fit (slice z = {slice_z})")
-    fig.savefig(path, dpi=110)
+    from ..io import atomic_path
+
+    with atomic_path(path) as tmp:  # a killed run never leaves half a PNG under the final name
+        fig.savefig(tmp, dpi=110, format=Path(path).suffix.lstrip(".") or "png")
     return path
