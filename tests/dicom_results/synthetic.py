@@ -16,6 +16,7 @@ from theraquant.image import Image
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 PET_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.128"
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+NM_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.20"  # a multi-frame IOD, here one file per slice (1 frame each)
 
 
 def oblique_image(shape=(6, 20, 24), spacing=(3.0, 2.0, 2.5), angle_deg=0.0, origin=(-30.0, -20.0, 40.0),
@@ -67,7 +68,8 @@ def write_series(out_dir: Path, image: Image, *, modality: str = "MR", patient_i
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    sop_class = {"MR": MR_IMAGE_STORAGE, "PT": PET_IMAGE_STORAGE, "CT": CT_IMAGE_STORAGE}[modality]
+    sop_class = {"MR": MR_IMAGE_STORAGE, "PT": PET_IMAGE_STORAGE, "CT": CT_IMAGE_STORAGE,
+                 "NM": NM_IMAGE_STORAGE}[modality]
     study_uid = study_uid or generate_uid()
     for_uid = for_uid or generate_uid()
     series_uid = generate_uid()
@@ -137,6 +139,9 @@ def write_series(out_dir: Path, image: Image, *, modality: str = "MR", patient_i
             ds.SeriesType = ["STATIC", "IMAGE"]
             ds.ImageType = ["ORIGINAL", "PRIMARY"]
             ds.AcquisitionTime = "101500"
+        if modality == "NM":
+            ds.NumberOfFrames = 1
+            ds.ImageType = ["ORIGINAL", "PRIMARY", "RECON TOMO", "EMISSION"]
         pix = np.round((arr[k] - lo) / slope).astype(np.uint16)
         ds.PixelData = pix.tobytes()
         path = out_dir / f"IM{k + 1:04d}.dcm"

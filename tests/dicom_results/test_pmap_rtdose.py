@@ -177,3 +177,36 @@ def test_writers_leave_the_source_datasets_untouched(tmp_path, source):
     after = [(h.PatientID, str(h.PatientName), h.StudyDate, h.StudyInstanceUID, h.SeriesInstanceUID,
               h.SOPInstanceUID, h.FrameOfReferenceUID, len(h)) for h in hdrs]
     assert after == before
+
+
+def test_nm_source_of_one_frame_files(tmp_path):
+    """SPECT (NM, a multi-frame IOD) stored one slice per file, as 177Lu SPECT often is: highdicom
+    takes several source images only for single-frame IODs, so the writers pass the first as the
+    source and the rest as further sources; every object still references the whole series."""
+    import pydicom
+
+    from theraquant.io import read_seg, write_rtstruct, write_seg
+
+    img = syn.oblique_image(shape=(6, 16, 16), spacing=(4.8, 4.8, 4.8))
+    syn.write_series(tmp_path / "nm", img.with_array(np.random.default_rng(4).random(img.shape) * 1e3), modality="NM")
+    src = read_dicom_series(tmp_path / "nm")
+    dose = _map(src, "dose_gy")
+    mask = {"lesion 1": src.with_array(np.asarray(dose.array) > 300)}
+    objs = [write_parametric_map(dose, src.meta["headers"], tmp_path / "pm.dcm", quantity="dose_gy"),
+            write_rt_dose(dose, src.meta["headers"], tmp_path / "rd.dcm"),
+            write_seg(mask, src.meta["headers"], tmp_path / "seg.dcm"),
+            write_rtstruct(mask, src.meta["headers"], tmp_path / "rs.dcm")]
+    np.testing.assert_array_equal(read_parametric_map(objs[0]).array, dose.array.astype(np.float32))
+    np.testing.assert_array_equal(read_seg(objs[2], reference=src).masks["lesion 1"].array, mask["lesion 1"].array)
+    sops = {h.SOPInstanceUID for h in src.meta["headers"]}
+    for o in (objs[0], objs[2]):
+        ds = pydicom.dcmread(o)
+        refs = {i.ReferencedSOPInstanceUID for i in ds.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
+        assert refs == sops, o.name
+        classes = {i.ReferencedSOPClassUID for i in ds.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
+        assert classes == {syn.NM_IMAGE_STORAGE}, o.name
+        assert b"1.2.840.10008.5.1.4.1.1.128" not in o.read_bytes()  # no trace of the stand-in class
+    if shutil.which("dciodvfy"):
+        for o in objs:
+            errors, text = syn.dciodvfy(o)
+            assert errors == [], (o.name, text)

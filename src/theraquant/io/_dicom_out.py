@@ -44,7 +44,7 @@ import numpy as np
 
 from ..errors import DicomError, TheraquantError
 
-__all__ = ["UID_ROOT", "new_uid", "flatten_source", "apply_identifiers", "save_dataset",
+__all__ = ["UID_ROOT", "new_uid", "flatten_source", "highdicom_sources", "restore_source_classes", "apply_identifiers", "save_dataset",
            "MANUFACTURER", "MODEL_NAME", "software_version", "source_name"]
 
 UID_ROOT = "1.2.826.0.1.3680043.8.498."
@@ -162,6 +162,58 @@ def flatten_source(source: Sequence[Any], *, what: str = "source") -> list[Any]:
             out.append(flat[i])
             last = pos
     return out
+
+
+_PROXY_CLASS = "1.2.840.10008.5.1.4.1.1.128"  # PET Image Storage: a single-frame emission IOD
+
+
+def highdicom_sources(src: Sequence[Any]) -> tuple[list[Any], dict[str, str]]:
+    """Source datasets as highdicom takes them, and the SOP classes to restore in its references.
+
+    highdicom handles a multi-frame IOD (NM, as SPECT reconstructions are stored) only as one
+    enhanced multi-frame file with functional groups; a series of one-frame files of such an IOD
+    (the usual SPECT export) is refused. Those files are given to highdicom as proxies of a
+    single-frame class (the same element objects, SOPClassUID replaced, NumberOfFrames left out),
+    and :func:`restore_source_classes` puts the true SOP class back into every reference of the new
+    object. Other sources are returned as they are.
+    """
+    import pydicom
+    from highdicom._standard_utils import is_multiframe_image
+
+    src = list(src)
+    if not src or not is_multiframe_image(src[0]) or "PerFrameFunctionalGroupsSequence" in src[0] \
+            or int(src[0].get("NumberOfFrames", 1) or 1) > 1:
+        return src, {}
+    proxies, restore = [], {}
+    for ds in src:
+        proxy = pydicom.Dataset()
+        for elem in ds:
+            if elem.keyword not in ("SOPClassUID", "NumberOfFrames", "PixelData"):
+                proxy.add(elem)
+        proxy.SOPClassUID = _PROXY_CLASS
+        restore[str(ds.SOPInstanceUID)] = str(ds.SOPClassUID)
+        proxies.append(proxy)
+    return proxies, restore
+
+
+def restore_source_classes(ds: Any, restore: Mapping[str, str]) -> Any:
+    """Set ReferencedSOPClassUID back to the true class for every reference to a proxied source."""
+    if not restore:
+        return ds
+    from pydicom.dataelem import DataElement
+
+    def walk(d: Any) -> None:
+        for elem in list(d):
+            if elem.VR == "SQ":
+                for item in elem.value:
+                    uid = str(item.get("ReferencedSOPInstanceUID", ""))
+                    if uid in restore and "ReferencedSOPClassUID" in item:
+                        tag = item["ReferencedSOPClassUID"].tag
+                        item[tag] = DataElement(tag, "UI", restore[uid])
+                    walk(item)
+
+    walk(ds)
+    return ds
 
 
 def _shift_date(value: str, days: int) -> str:

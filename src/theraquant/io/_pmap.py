@@ -74,8 +74,8 @@ import numpy as np
 
 from ..errors import DicomError, TheraquantError
 from ..image import Image
-from ._dicom_out import (MANUFACTURER, MODEL_NAME, apply_identifiers, flatten_source, new_uid,
-                         save_dataset, software_version)
+from ._dicom_out import (MANUFACTURER, MODEL_NAME, apply_identifiers, flatten_source, highdicom_sources,
+                         new_uid, restore_source_classes, save_dataset, software_version)
 from ._seg import _lps_ascending
 
 __all__ = ["PARAMETRIC_QUANTITIES", "ParametricQuantity", "write_parametric_map", "write_rt_dose",
@@ -225,6 +225,7 @@ def write_parametric_map(image: Image, source: Sequence[Any], path: str | Path, 
         raise TheraquantError(f"image must be a 3-D Image (one map), got {image!r}")
     _check_units(q, units if units is not None else (image.units or None), "units")
     src = flatten_source(source)
+    hd_src, restore = highdicom_sources(src)
     arr, aff = _lps_ascending(np.asarray(image.array, dtype=np.float32), image.affine)
     finite = arr[np.isfinite(arr)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
@@ -237,7 +238,7 @@ def write_parametric_map(image: Image, source: Sequence[Any], path: str | Path, 
         value_range=(lo, hi), slope=1.0, intercept=0.0, quantity_definition=_code(*q.code))
     try:
         pm = hd.pm.ParametricMap(
-            source_images=src, pixel_array=vol, series_instance_uid=new_uid(), series_number=int(series_number),
+            source_images=hd_src, pixel_array=vol, series_instance_uid=new_uid(), series_number=int(series_number),
             sop_instance_uid=new_uid(), instance_number=1, manufacturer=MANUFACTURER,
             manufacturer_model_name=MODEL_NAME, software_versions=software_version(), device_serial_number="0",
             contains_recognizable_visual_features=False, real_world_value_mappings=[mapping],
@@ -253,6 +254,7 @@ def write_parametric_map(image: Image, source: Sequence[Any], path: str | Path, 
         pm.BodyPartExamined = src[0].BodyPartExamined
     if q.code[1] == PRIVATE_SCHEME:
         pm.CodingSchemeIdentificationSequence = DSequence([_coding_scheme_item()])
+    restore_source_classes(pm, restore)
     apply_identifiers(pm, identifiers)
     return save_dataset(pm, path)
 

@@ -21,8 +21,8 @@ import numpy as np
 
 from ..errors import DicomError, TheraquantError
 from ..image import Image
-from ._dicom_out import (MANUFACTURER, MODEL_NAME, apply_identifiers, flatten_source, new_uid,
-                         save_dataset, software_version)
+from ._dicom_out import (MANUFACTURER, MODEL_NAME, apply_identifiers, flatten_source, highdicom_sources,
+                         new_uid, restore_source_classes, save_dataset, software_version)
 
 __all__ = ["Segmentation", "read_seg", "write_seg", "segment_property_codes", "segment_kind"]
 
@@ -287,6 +287,7 @@ def write_seg(masks: Mapping[str, Image], source: Sequence[Any], path: str | Pat
 
     labels, first, stack = check_masks(masks)
     src = flatten_source(source)
+    hd_src, restore = highdicom_sources(src)
     for_uid = str(src[0].FrameOfReferenceUID)
     vol = hd.Volume(stack.astype(np.uint8), first.affine, coordinate_system="PATIENT",
                     frame_of_reference_uid=for_uid, channels={"SegmentNumber": list(range(1, len(labels) + 1))})
@@ -298,7 +299,7 @@ def write_seg(masks: Mapping[str, Image], source: Sequence[Any], path: str | Pat
             segmented_property_type=typ, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL))
     try:
         seg = hd.seg.Segmentation(
-            source_images=src, pixel_array=vol, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            source_images=hd_src, pixel_array=vol, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
             segment_descriptions=descriptions, series_instance_uid=new_uid(), series_number=int(series_number),
             sop_instance_uid=new_uid(), instance_number=1, manufacturer=MANUFACTURER,
             manufacturer_model_name=MODEL_NAME, software_versions=software_version(),
@@ -307,5 +308,6 @@ def write_seg(masks: Mapping[str, Image], source: Sequence[Any], path: str | Pat
     except ValueError as exc:
         raise TheraquantError(f"write_seg: highdicom refused the masks for {path} ({exc})") from exc
     seg.SeriesDescription = series_description[:64]
+    restore_source_classes(seg, restore)
     apply_identifiers(seg, identifiers)
     return save_dataset(seg, path)
