@@ -210,3 +210,18 @@ def test_nm_source_of_one_frame_files(tmp_path):
         for o in objs:
             errors, text = syn.dciodvfy(o)
             assert errors == [], (o.name, text)
+
+
+@needs_dciodvfy
+def test_dciodvfy_crash_on_32_bit_rt_dose_counts_as_failure(tmp_path, source):
+    """Why RT Dose is 16-bit: dciodvfy aborts (no "Error" line) on 32-bit dose pixel data, and the
+    checker used by every dciodvfy test turns such a crash into a failure instead of a pass."""
+    import pydicom
+
+    out = write_rt_dose(_map(source, "dose_gy"), source.meta["headers"], tmp_path / "d.dcm")
+    ds = pydicom.dcmread(out)
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 32, 32, 31
+    ds.PixelData = ds.pixel_array.astype(np.uint32).tobytes()
+    ds.save_as(tmp_path / "d32.dcm")
+    with pytest.raises(AssertionError, match="dciodvfy crashed"):
+        syn.dciodvfy(tmp_path / "d32.dcm")
