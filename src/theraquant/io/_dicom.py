@@ -297,6 +297,13 @@ def read_dicom_series(series_dir: str | Path, *, series_uid: str | None = None,
 
     import pydicom
 
+    from ._nifti import _gib, _machine_memory_bytes
+
+    need, total = float(len(slots)) * rows0 * cols0 * nt * np.dtype(dtype).itemsize, _machine_memory_bytes()
+    if total is not None and need > total:  # headers promising more than the machine has: refuse early
+        raise DicomError(f"{f0.name}: the series' headers promise {len(slots)} x {rows0} x {cols0} x {nt} voxels, "
+                         f"{_gib(need)}, more than this machine's {_gib(total)}; check Rows/Columns (0028,0010)/"
+                         "(0028,0011), or read fewer slices")
     array = np.empty((len(slots), rows0, cols0, nt), dtype=dtype)
     headers_out: list[Any] = []
     files_out: list[Any] = []
