@@ -146,3 +146,16 @@ def test_the_unmutated_series_reads_and_gives_the_analytic_suv(tmp_path):
     expected = 2.0 * 100 * 5 * 70000.0 / (370e6 * decay)  # pixel 5 of slice 0: stored 500 x slope 2
     assert img.array.shape[0] == 3
     assert float(img.array[0].ravel()[5]) == pytest.approx(expected, rel=1e-9)  # float64 arithmetic
+
+
+def test_headers_promising_more_memory_than_the_machine_are_refused_with_the_figure(tmp_path, monkeypatch):
+    from theraquant.errors import DicomError
+    from theraquant.io import _nifti
+
+    for i, ds in enumerate(_base_series()):
+        ds.Rows = ds.Columns = 65535  # the largest DICOM allows: 3 x 65535^2 float64 = 96 GiB
+        ds.save_as(tmp_path / f"IM{i}.dcm", enforce_file_format=True)
+    monkeypatch.setattr(_nifti, "_machine_memory_bytes", lambda: 24 * 2**30)  # this project's 24 GiB machine
+    with pytest.raises(DicomError, match=r"IM0.dcm: the series' headers promise 3 x 65535 x 65535 x 1 voxels, "
+                                         r"96.0 GiB, more than this machine's 24.0 GiB"):
+        read_suv(tmp_path)
