@@ -220,8 +220,9 @@ def test_dciodvfy_crash_on_32_bit_rt_dose_counts_as_failure(tmp_path, source):
 
     out = write_rt_dose(_map(source, "dose_gy"), source.meta["headers"], tmp_path / "d.dcm")
     ds = pydicom.dcmread(out)
+    pix = ds.pixel_array.astype(np.uint32)
     ds.BitsAllocated, ds.BitsStored, ds.HighBit = 32, 32, 31
-    ds.PixelData = ds.pixel_array.astype(np.uint32).tobytes()
+    ds.PixelData = pix.tobytes()
     ds.save_as(tmp_path / "d32.dcm")
     with pytest.raises(AssertionError, match="dciodvfy crashed"):
         syn.dciodvfy(tmp_path / "d32.dcm")
