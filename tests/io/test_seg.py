@@ -171,3 +171,22 @@ def test_seg_passes_dciodvfy(tmp_path):
         out = write_seg(_masks(src), src.meta["headers"], tmp_path / "m.dcm", identifiers=ids)
         errors, text = syn.dciodvfy(out)
         assert "Segmentation" in text and errors == [], text
+
+
+def test_seg_of_one_slice_and_of_slices_with_gaps(tmp_path):
+    src = _source(tmp_path, angle_deg=10.0)
+    one = np.zeros(src.shape, bool)
+    one[3, 5:9, 6:10] = True
+    gaps = np.zeros(src.shape, bool)
+    gaps[1, 2:4, 2:4] = gaps[4, 2:4, 2:4] = True  # empty slices 2 and 3 are omitted from the SEG
+    out = write_seg({"lesion 1": src.with_array(one), "lesion 2": src.with_array(gaps)}, src.meta["headers"],
+                    tmp_path / "s.dcm")
+    own = read_seg(out).masks
+    assert own["lesion 2"].shape == (4, 20, 24) and own["lesion 2"].array.sum() == 8  # slices 1..4
+    got = read_seg(out, reference=src).masks
+    np.testing.assert_array_equal(got["lesion 1"].array, one)
+    np.testing.assert_array_equal(got["lesion 2"].array, gaps)
+    single = read_seg(write_seg({"lesion 1": src.with_array(one)}, src.meta["headers"], tmp_path / "1.dcm"))
+    m = single.masks["lesion 1"]
+    assert m.shape == (1, 20, 24) and np.allclose(m.spacing_mm, src.spacing_mm, atol=1e-6)
+    np.testing.assert_allclose(m.origin_lps, src.index_to_world([3, 0, 0]), atol=0.01)
