@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import re
 import subprocess
 import sys
@@ -201,6 +202,10 @@ def small(tmp_path_factory, make_results):
     """One patient, no ground truth, one damaged map; rendered without PDF. Digests before/after."""
     root = make_results(tmp_path_factory.mktemp("small") / "R", truth=False, n_patients=1)
     (root / "patients" / "P001" / "maps" / "ve.nii.gz").write_bytes(b"not a nifti")
+    cohort = json.loads((root / "cohort.json").read_text())
+    cohort.update(predictor=None, notes=["predictor not fitted: 1 lesion in the smaller outcome class"])
+    cohort["regression"]["description"] = "GEE, exchangeable correlation within 'patient', robust errors"
+    (root / "cohort.json").write_text(json.dumps(cohort))
     before = _digest(root)
     files = render_report(root, pdf=False)
     return root, files, before
@@ -211,6 +216,12 @@ def test_no_validation_section_without_truth(small):
     p = _parse(files.html)
     assert [a["id"] for t, a in p.tags if t == "section"] == ["study", "cohort", "patients", "provenance"]
     assert files.pdf is None and not (root / "report.pdf").exists()
+
+
+def test_no_predictor_said_with_the_reason(small):
+    text = _text(_parse(small[1].html), "cohort")
+    assert "No predictor was fitted: predictor not fitted: 1 lesion in the smaller outcome class" in text
+    assert "GEE, exchangeable correlation within 'patient', robust errors: odds ratios of response" in text
 
 
 def test_damaged_map_leaves_the_rest_of_the_report(small):

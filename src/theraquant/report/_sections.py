@@ -44,6 +44,9 @@ MAP_PANELS = {
     "fmiso_tbp": ("FMISO T/BP", "1", "magma"), "suv_fdg_baseline": ("FDG SUV (baseline)", "g/mL", "magma"),
     "dose_gy": ("absorbed dose", "Gy", "viridis"),
 }
+#: biomarkers shown first in the recovered-vs-true scatter (at most 12 panels; every one is in the table)
+VALIDATION_ORDER = ("ktrans", "kep", "ve", "vp", "fa", "t_bp", "t_m", "hypoxic_fraction", "suvmax_fmiso",
+                    "dmean_gy", "d70_gy", "v100_pct", "response_change_pct", "response_baseline", "response_followup")
 DEFAULT_GRID = {"ktrans": "dce", "ve": "dce", "vp": "dce", "fa": "dce", "anatomy_mr": "dce", "suv_fmiso": "fmiso",
                 "fmiso_tbp": "fmiso", "suv_fdg_baseline": "fdg_baseline", "dose_gy": "y90"}
 
@@ -334,14 +337,19 @@ def cohort_section(res: Results) -> Section:
     reg = coh.get("regression")
     if reg and reg.get("rows"):
         method = reg.get("method", "")
-        how = {"GEE": "GEE logistic regression, exchangeable correlation within patients",
-               "GLM": "GLM logistic regression (lesions independent)"}.get(str(method), str(method))
+        how = reg.get("description") or {"GEE": "GEE logistic regression, exchangeable correlation within patients",
+                                         "GLM": "GLM logistic regression (lesions independent)"}.get(str(method), str(method))
         sec.blocks.append(Heading(f"Regression ({method})"))
         rows = [[r.get("term"), r.get("odds_ratio"), fmt_ci(r.get("ci_low"), r.get("ci_high")), r.get("p")]
                 for r in reg["rows"]]
         sec.blocks.append(Table(["term", "odds ratio (per marker unit)", "95 % CI", "p"], rows,
                                 caption=f"{how}: odds ratios of response."))
     pred = coh.get("predictor")
+    if not pred:
+        sec.blocks.append(Heading("Predictor"))
+        why = [n for n in coh.get("notes") or [] if "predictor" in str(n).lower()]
+        sec.blocks.append(Paragraph("No predictor was fitted" + (f": {why[0]}" if why else ".")
+                                    + " See the remarks of the analysis below.", kind="warn"))
     if pred:
         sec.blocks.append(Heading("Predictor"))
         grouped = "patient-grouped folds" if clustered else "lesion folds"
@@ -355,6 +363,10 @@ def cohort_section(res: Results) -> Section:
             sec.blocks.append(plots.render(fig, "Calibration of the cross-validated predicted probabilities: "
                                                 "observed response fraction per bin against the mean prediction.",
                                            "calibration plot"))
+    notes = [str(n) for n in coh.get("notes") or []]
+    if notes:
+        sec.blocks.append(Heading("Remarks of the analysis", level=4))
+        sec.blocks.append(Items(notes, kind="warn"))
     return sec
 
 
@@ -482,6 +494,7 @@ def _maps_figure(pdir: Path, les: pd.DataFrame, read_nifti) -> Figure | None:
         view = grids[grid]
         z = view["z"]
         arr = np.asarray(img.array[z] if img.array.ndim == 3 else img.array[z, ..., 0], dtype=float)
+        arr = arr[view["crop"]]
         title, unit, cmap = MAP_PANELS[name]
         unit = str(side.get("Units") or img.units or unit)
         unit = "1" if unit in ("", "1", "ratio") else unit
@@ -497,8 +510,9 @@ def _maps_figure(pdir: Path, les: pd.DataFrame, read_nifti) -> Figure | None:
         slice_note = view["note"]
     fig = plots.maps_figure(panels)
     return plots.render(fig, f"Parametric maps on the anatomy (pre-contrast MR where on or resampled to the "
-                             f"map's grid), slice through the largest lesion{slice_note}; solid white outlines = "
-                             f"lesions (numbered), dashed = liver; colour bars in the maps' units.",
+                             f"map's grid), slice through the largest lesion{slice_note}, cropped to the liver; "
+                             f"solid white outlines = lesions (numbered), dashed = liver; colour bars in the maps' "
+                             f"units; bar = length in mm.",
                         f"maps of {pdir.name}")
 
 
@@ -529,22 +543,31 @@ def _grid_view(pdir: Path, grid: str, img, target: str | None, anatomy, read_nif
             note = f" (lesion {lesion_vals[chosen[0]]})"
     sp = img.spacing_mm
     ny, nx = shape[1], shape[2]
-    extent = (0.0, nx * sp[2], ny * sp[1], 0.0)
+    # crop to the liver and lesions (all slices, so every panel of the grid shows the same field)
+    ys, xs = slice(0, ny), slice(0, nx)
+    if lab is not None and (liver_vals or lesion_vals):
+        inside = np.isin(lab, liver_vals + list(lesion_vals)).any(axis=0)
+        if inside.any():
+            yy, xx = np.nonzero(inside)
+            my, mx = max(3, int(0.12 * (np.ptp(yy) + 1))), max(3, int(0.12 * (np.ptp(xx) + 1)))
+            ys = slice(max(0, yy.min() - my), min(ny, yy.max() + 1 + my))
+            xs = slice(max(0, xx.min() - mx), min(nx, xx.max() + 1 + mx))
+    extent = (xs.start * sp[2], xs.stop * sp[2], ys.stop * sp[1], ys.start * sp[1])
     outlines, liver, region = [], None, None
     if lab is not None:
-        sl = lab[z]
+        sl = lab[z][ys, xs]
         outlines = [(sl == v, n) for v, n in sorted(lesion_vals.items(), key=lambda t: t[1])]
-        liver_mask = np.isin(sl, liver_vals) if liver_vals else None
-        liver = liver_mask
         if liver_vals or lesion_vals:
-            region = np.isin(sl, liver_vals + list(lesion_vals))
+            region = np.isin(sl, liver_vals + list(lesion_vals))  # the liver outline goes round its lesions
+            liver = region if liver_vals else None
             if not region.any():
                 region = None
     background = None
     if anatomy is not None:
         background = _background_slice(anatomy, img, z)
+        background = None if background is None else background[ys, xs]
     return {"z": z, "extent": extent, "outlines": outlines, "liver": liver, "region": region,
-            "background": background, "note": note}
+            "background": background, "note": note, "crop": (ys, xs)}
 
 
 def _background_slice(anatomy, img, z: int) -> np.ndarray | None:
@@ -614,14 +637,17 @@ def validation_section(res: Results) -> Section:
         for name, g in vt.groupby("biomarker", sort=False):
             t, r = _num(g["true"]), _num(g["recovered"])
             unit = _first(g["unit"]) if "unit" in g.columns else ""
-            unit = "" if unit in (None, "1") else str(unit)
+            unit = "1" if unit in (None, "", "1") else str(unit)  # dimensionless shown as (1)
             if np.isfinite(t).sum() >= 1 and np.isfinite(r).sum() >= 1:
-                panels.append((str(name), unit, t, r, val.get(str(name)) if isinstance(val, dict) else None))
+                if np.nanmax(t) > np.nanmin(t):  # a constant truth (flags, fixed volumes) says little in a scatter
+                    panels.append((str(name), unit, t, r, val.get(str(name)) if isinstance(val, dict) else None))
             else:
                 agree = int((g["true"].astype(str) == g["recovered"].astype(str)).sum())
                 categorical.append([str(name), len(g), agree, agree / len(g) if len(g) else None])
         if panels:
-            fig = plots.validation_figure(panels[:16])
+            rank = {c: i for i, c in enumerate(VALIDATION_ORDER)}
+            panels.sort(key=lambda t: rank.get(t[0], len(rank)))
+            fig = plots.validation_figure(panels[:12])
             sec.blocks.append(plots.render(fig, "Recovered against true value per biomarker (dashed: identity).",
                                            "recovered vs true"))
         if categorical:
