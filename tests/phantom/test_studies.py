@@ -262,3 +262,21 @@ def test_truth_table_and_reproducibility(tare, prrt, tmp_path):
     again = write_tare_study(tmp_path / "again", n_patients=1, seed=11, workers=1)
     first = tare.truth[tare.truth.patient_id == "TARE-001"].reset_index(drop=True)
     assert again.truth.equals(first)  # patient i draws from its own seed: same truth
+
+
+def test_bad_arguments(tmp_path):
+    from theraquant.errors import TheraquantError
+
+    with pytest.raises(TheraquantError, match="n_patients must be a positive integer"):
+        write_tare_study(tmp_path, n_patients=0)
+    with pytest.raises(TheraquantError, match="n_patients must be a positive integer"):
+        write_prrt_study(tmp_path, n_patients=2.5)
+
+
+def test_patient_level_truth(tare, prrt):
+    for st in (tare, prrt):
+        pl = st.truth[st.truth.lesion == ""]
+        assert set(pl.biomarker) == {"dose_normal_liver_gy"} and len(pl) == N
+        # TARE normal liver 25-45 Gy before blur; PRRT 3-6 Gy (blur mixes in lesions and body)
+        lo, hi = (15.0, 60.0) if st.design == "tare" else (1.0, 12.0)
+        assert pl.value.astype(float).between(lo, hi).all(), pl

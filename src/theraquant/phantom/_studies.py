@@ -42,6 +42,7 @@ TR_S = 0.004
 DCE_FLIP = 15.0
 VFA_FLIPS = (3.0, 15.0)
 MR_NOISE = 4.0      # signal units (M0 ~ 1000), Gaussian
+BOLUS_DELAY_S = 30.0  # AIF delay: the 5 baseline frames (0-24 s) are all pre-contrast
 PET_NOISE = 0.03    # relative Gaussian noise of PET / SPECT voxels
 Y90_NOISE = 0.08
 #: 90Y local deposition: Gy per (Bq/mL) of permanently implanted activity (k = 49.67 Gy kg/GBq,
@@ -57,7 +58,7 @@ UNITS = {"ktrans": "1/min", "kep": "1/min", "ve": "mL/mL", "vp": "mL/mL", "fa": 
          "kep_followup": "1/min", "ve_followup": "mL/mL", "vp_followup": "mL/mL", "fa_followup": "1",
          "ktrans_change_pct": "%", "response_baseline": "g/mL", "response_followup": "g/mL",
          "response_change_pct": "%", "volume_followup_ml": "mL", "kep_change_pct": "%", "ve_change_pct": "%",
-         "vp_change_pct": "%"}
+         "vp_change_pct": "%", "dose_normal_liver_gy": "Gy"}
 RESPONSE_PERCIST = {"CR": "CMR", "PR": "PMR", "SD": "SMD", "PD": "PMD"}
 
 
@@ -204,7 +205,7 @@ def _dce_session(anat: Anatomy, lesion_params: dict[str, dict[str, float]], rng:
     # inputs and tissue curves on a fine uniform grid (1 s), then sampled at the frame times
     tf = np.arange(0.0, t[-1] + 1.0, 1.0)
     sample = np.searchsorted(tf, t)
-    cpf = np.asarray(dce.aif.parker(tf, delay=20.0, hct=HCT), dtype=np.float64)
+    cpf = np.asarray(dce.aif.parker(tf, delay=BOLUS_DELAY_S, hct=HCT), dtype=np.float64)
     cpvf = np.asarray(dce.aif.portal_venous(tf, cpf), dtype=np.float64)
     cp, cpv = cpf[sample], cpvf[sample]
 
@@ -468,6 +469,8 @@ def _tare_patient(root: Path, i: int, seed: int) -> tuple[list[tuple], dict[str,
     ub = _solve_uptake(fdg_build, fdg_peak, target_b, target_b * 1.5)
     fb = fdg_build(ub)
     peak_b = fdg_peak(fb)
+    # PERCIST reads SULpeak (lean body mass, Janmahasatian): SUL = SUVbw x LBM / weight
+    sul = pet.lean_body_mass(weight, height, ident["PatientSex"], method="janmahasatian") / weight
     ratio = {"PR": (0.42, 0.55), "SD": (0.93, 1.07), "PD": (1.45, 1.65)}
     target_f = np.asarray([peak_b[j] * rng.uniform(*ratio[c]) if c != "CR" else 0.0 for j, c in enumerate(cats)])
     uf = ub.copy()
@@ -489,8 +492,8 @@ def _tare_patient(root: Path, i: int, seed: int) -> tuple[list[tuple], dict[str,
     for j, lid in enumerate(lids):
         _row(rows, pid, lid, "response", RESPONSE_PERCIST[cats[j]])
         _row(rows, pid, lid, "responder", float(cats[j] in ("CR", "PR")))
-        _row(rows, pid, lid, "response_baseline", float(peak_b[j]))
-        _row(rows, pid, lid, "response_followup", float(peak_f[j]))
+        _row(rows, pid, lid, "response_baseline", float(peak_b[j] * sul))
+        _row(rows, pid, lid, "response_followup", float(peak_f[j] * sul))
         _row(rows, pid, lid, "response_change_pct", float(100.0 * (peak_f[j] / peak_b[j] - 1.0)))
     fdg_vendor = VENDORS[(i + 1) % len(VENDORS)]
     for day, img, tag, desc in ((d_fb, fb, "pet_fdg_bl", "PET FDG baseline"),
@@ -501,6 +504,7 @@ def _tare_patient(root: Path, i: int, seed: int) -> tuple[list[tuple], dict[str,
         fseg = {f"lesion {lid}": fmk[f"lesion {lid}"] for lid in lids}
         fseg["liver"] = fmk["liver"]
         _write_seg(fseg, fref, files, w.folder(day, tag) / f"seg_{tag}.dcm", f"masks {desc}")
+    _row(rows, pid, "", "dose_normal_liver_gy", float(dose_b[ym["liver"]].mean()))
     return rows, {"patient_id": pid, "therapy_date": therapy.isoformat(), "n_lesions": n_les,
                  "activity_gbq": float(plan["activity_GBq"]), "lung_shunt_fraction": lsf,
                  "dose_normal_liver_gy": float(dose_b[ym["liver"]].mean()), "fmiso_vendor": vendor,
@@ -690,6 +694,7 @@ def _prrt_patient(root: Path, i: int, seed: int) -> tuple[list[tuple], dict[str,
                 v = _median_in(fu["truth"][key], lm)
                 _row(rows, pid, lid, f"{name}_followup", v)
                 _row(rows, pid, lid, f"{name}_change_pct", 100.0 * (v / base_truth[lid][name] - 1.0))
+    _row(rows, pid, "", "dose_normal_liver_gy", float(dose_b[sm["liver"]].mean()))
     return rows, {"patient_id": pid, "therapy_date": therapy.isoformat(), "n_lesions": n_les,
                   "activity_gbq": injected / 1e9, "dose_normal_liver_gy": float(dose_b[sm["liver"]].mean()),
                   "weight_kg": weight, "height_m": height}
