@@ -312,15 +312,22 @@ def export_dicom(results_dir: str | Path, *, overwrite: bool = False) -> list:
                 number += 1
                 if q == "hypoxic":
                     img = img.with_array(np.asarray(img.array, dtype=np.float32))
+            except Exception as exc:  # noqa: BLE001 - one map fails alone
+                pt.fail(f, exc)
+                continue
+            try:
                 write_parametric_map(img, src, out / f"pm_{name}.dcm", quantity=q,
                                      units=str(side.get("Units", img.units) or "") or None,
                                      series_description=desc, identifiers=ids, series_number=number)
-                if q == "dose_gy":
-                    write_rt_dose(img.with_array(img.array, units="Gy"), src, out / f"rtdose_{name}.dcm",
-                                  series_description=desc, identifiers=ids, series_number=number + 100)
-                    dose_grids[str(side.get("Grid", ""))] = uid
             except Exception as exc:  # noqa: BLE001 - one object fails alone
                 pt.fail(f, exc)
+            if q == "dose_gy":
+                dose_grids[str(side.get("Grid", ""))] = uid
+                try:
+                    write_rt_dose(img.with_array(img.array, units="Gy"), src, out / f"rtdose_{name}.dcm",
+                                  series_description=desc, identifiers=ids, series_number=number + 100)
+                except Exception as exc:  # noqa: BLE001
+                    pt.fail(f, exc)
         masks = sorted((pt.pdir / "masks").glob("*.nii.gz")) if (pt.pdir / "masks").is_dir() else []
         for f in masks:
             grid = f.name[: -len(".nii.gz")]
