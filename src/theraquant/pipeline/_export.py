@@ -347,14 +347,20 @@ def export_dicom(results_dir: str | Path, *, overwrite: bool = False) -> list:
                     continue
                 src = pt.headers(uid)
                 ids = pt.identifiers(uid)
+            except Exception as exc:  # noqa: BLE001 - one mask file fails alone
+                pt.fail(f, exc)
+                continue
+            try:
                 write_seg(bool_masks, src, out / f"seg_{grid}.dcm",
                           series_description=f"theraquant masks ({grid})", identifiers=ids)
-                if grid in dose_grids:
-                    rois = {k: v for k, v in bool_masks.items() if segment_kind(k) in ("lesion", "liver")}
-                    if rois:
-                        write_rtstruct(rois, src, out / f"rtstruct_{grid}.dcm",
-                                       series_description=f"theraquant lesions and liver ({grid})", identifiers=ids)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - one object fails alone
                 pt.fail(f, exc)
+            rois = {k: v for k, v in bool_masks.items() if segment_kind(k) in ("lesion", "liver")}
+            if grid in dose_grids and rois:
+                try:
+                    write_rtstruct(rois, src, out / f"rtstruct_{grid}.dcm",
+                                   series_description=f"theraquant lesions and liver ({grid})", identifiers=ids)
+                except Exception as exc:  # noqa: BLE001
+                    pt.fail(f, exc)
         failures += pt.failures
     return failures
