@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["find_chromium", "Chromium", "FLAGS"]
+__all__ = ["find_chromium", "Chromium", "FLAGS", "section_screenshots"]
 
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -183,15 +183,40 @@ class Chromium:
         return [e["params"]["request"]["url"][:120] for e in self.events
                 if e["method"] == "Network.requestWillBeSent"]
 
-    def screenshot(self, path: str | Path, *, clip: dict | None = None, full_page: bool = False) -> Path:
+    def screenshot(self, path: str | Path, *, clip: dict | None = None, full_page: bool = False,
+                   scale: float = 1.0) -> Path:
         """PNG of the viewport, of ``clip`` (CSS px: x, y, width, height) or of the whole page."""
         params: dict[str, Any] = {"format": "png", "captureBeyondViewport": True}
         if full_page:
             size = self.send("Page.getLayoutMetrics")["cssContentSize"]
             clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"]}
         if clip is not None:
-            params["clip"] = {**clip, "scale": 1}
+            params["clip"] = {**clip, "scale": scale}
         data = self.send("Page.captureScreenshot", params)["data"]
         path = Path(path)
         path.write_bytes(base64.b64decode(data))
         return path
+
+
+def section_screenshots(html: str | Path, out_dir: str | Path, section_ids, *, max_height: int = 1600,
+                        scale: float = 0.8, binary: str | None = None) -> list[Path]:
+    """One PNG per report section (its top ``max_height`` CSS px), named ``report-<id>.png``."""
+    binary = binary or find_chromium()
+    if binary is None:
+        raise RuntimeError("no Chromium binary found (apt-get install chromium)")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    with Chromium(binary, width=1280, height=900) as c:
+        c.open(html)
+        for sid in section_ids:
+            box = c.evaluate(
+                f"(() => {{ const e = document.getElementById({json.dumps(sid)}); if (!e) return null;"
+                " const r = e.getBoundingClientRect();"
+                " return {x: r.left + window.scrollX, y: r.top + window.scrollY, width: r.width, height: r.height}; })()")
+            if box is None:
+                continue
+            box = {"x": max(0.0, box["x"] - 8), "y": max(0.0, box["y"] - 8), "width": box["width"] + 16,
+                   "height": min(box["height"] + 16, max_height)}
+            paths.append(c.screenshot(out_dir / f"report-{sid}.png", clip=box, scale=scale))
+    return paths

@@ -725,6 +725,9 @@ def provenance_section(res: Results, *, report_info: Mapping[str, Any]) -> Secti
 
 
 def _short(v: Any, limit: int = 400) -> Any:
+    """Provenance values as the run wrote them (4.5 stays "4.5"; long texts cut)."""
+    if isinstance(v, float) or (isinstance(v, int) and not isinstance(v, bool)):
+        return repr(v)
     if isinstance(v, (dict, list)):
         v = json.dumps(v, default=str)
     if isinstance(v, str) and len(v) > limit:
