@@ -188,6 +188,14 @@ def dicom_series(d: Path, *, copies: int = 1) -> Path:
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
         ds.RescaleSlope, ds.RescaleIntercept = 1.0, 0.0
         ds.PixelData = (np.arange(16, dtype=np.uint16) + z).tobytes()
+        ds.Units, ds.DecayCorrection = "BQML", "START"  # SUV tags: 70 kg, 370 MBq 18F, 1 h before the scan
+        ds.PatientWeight, ds.PatientSize, ds.PatientSex = 70.0, 1.75, "M"
+        ds.SeriesDate = ds.AcquisitionDate = "20250101"
+        ds.SeriesTime = ds.AcquisitionTime = "110000"
+        rp = pydicom.Dataset()
+        rp.RadionuclideTotalDose, rp.RadionuclideHalfLife = 370e6, 6586.2
+        rp.RadiopharmaceuticalStartDateTime = "20250101100000"
+        ds.RadiopharmaceuticalInformationSequence = [rp]
         for c in range(copies):
             ds.save_as(series / f"copy{c}_IM{z}.dcm", enforce_file_format=True)
     return series
@@ -211,6 +219,18 @@ def _units() -> list[Case]:
     plan = dict(tumour_mass_kg=0.3, normal_liver_mass_kg=1.2, tn_ratio=4.0, lung_shunt_fraction=0.05,
                 activity_gbq=2.0)
     return [
+        Case("units", "cli-suv-weight-in-lb",
+             lambda d: cli("pet", "suv", d / "PT", "--out", d / "s.nii.gz", "--weight-kg", 154.3),
+             Cli(0, r"warning: --weight-kg 154.3 is implausible .*probably in lb .*the header says 70 kg"),
+             setup=dicom_series),
+        Case("units", "cli-suv-dose-in-MBq",
+             lambda d: cli("pet", "suv", d / "PT", "--out", d / "s.nii.gz", "--injected-dose-bq", 370),
+             Cli(0, r"warning: --injected-dose-bq 370 is implausible .*probably in MBq"), setup=dicom_series),
+        Case("units", "cli-suv-height-in-cm",
+             lambda d: cli("pet", "suv", d / "PT", "--out", d / "s.nii.gz", "--normalization", "lbm-james",
+                           "--height-m", 175),
+             Cli(1, r"error: --height-m 175 is impossible .*probably in cm"), setup=dicom_series,
+             absent=("s.nii.gz",)),
         Case("units", "table-weight-in-grams", lambda d: check_quantity("weight_kg", 72500, argument="weight_kg"),
              Error(r"weight_kg=72500 is impossible .*probably in g \(72500 g = 72.5 kg\)")),
         Case("units", "suv-weight-override-in-lb", lambda d: suv(weight_kg=154.3),
