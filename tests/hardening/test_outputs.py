@@ -101,3 +101,23 @@ def test_out_folder_equal_to_an_input_folder_is_refused_even_with_overwrite(tmp_
     (series / "IM1.dcm").write_bytes(b"DICM")
     with pytest.raises(TheraquantError, match=r"--out .*PT is also an input of this command"):
         check_out_dir(series, True, inputs=[series])
+
+
+def test_unwritable_outputs_are_refused_before_any_work(tmp_path, monkeypatch):
+    """Checked with os.access before computing (simulated: the tests may run as root, who can write anywhere)."""
+    import os
+
+    from theraquant.pipeline import check_output_file
+
+    real_access = os.access
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == locked else real_access(p, mode))
+    with pytest.raises(TheraquantError, match=r"--json .*r.json: cannot write in .*locked \(permission denied\)"):
+        check_output_file(locked / "r.json", option="--json")
+    with pytest.raises(TheraquantError, match=r"--out .*locked/o: cannot write in .*locked \(permission denied\)"):
+        check_out_dir(locked / "o")
+    src = _dce(tmp_path)
+    res = CliRunner().invoke(app, ["dce", "fit", str(src), "--out", str(locked / "o")])
+    assert res.exit_code == 1 and "permission denied" in res.output and "fitting" not in res.output
+    assert list(locked.iterdir()) == []
