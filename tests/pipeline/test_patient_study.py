@@ -173,3 +173,26 @@ def test_rtstruct_masks_rasterised_on_each_grid(tmp_path):
     assert les.loc["1", "volume_ml"] == pytest.approx(32 * 0.016)
     assert les.loc["1", "ktrans"] == pytest.approx(TRUTH["1"]["Ktrans"], rel=0.02)
     assert les.loc["1", "t_bp"] == pytest.approx(1.5, rel=1e-3)
+
+
+
+def test_mask_outside_its_image_is_an_error_naming_the_seg(study, tmp_path):
+    """The only SEG, moved 30 mm off its DCE series: every step fails on it, so the patient raises one
+    error listing each step, each naming the SEG file (relative to the study) and the segment."""
+    root, _ = study
+    import shutil
+
+    from theraquant.errors import TheraquantError
+
+    d = tmp_path / "shifted"
+    shutil.copytree(root, d)
+    seg = d / "seg" / "seg.dcm"
+    ds = pydicom.dcmread(seg)
+    for fr in ds.PerFrameFunctionalGroupsSequence:
+        pos = fr.PlanePositionSequence[0].ImagePositionPatient
+        fr.PlanePositionSequence[0].ImagePositionPatient = [pos[0] + 30.0, pos[1], pos[2]]
+    ds.save_as(seg)
+    s = discover_study(d)
+    with pytest.raises(TheraquantError, match=r"nothing could be computed \(dce_baseline: seg/seg.dcm: segment "
+                                              r"'Lesion 1' falls outside the dce image \(32 of 32 mask voxels"):
+        process_patient(s.patients[0], s.config, tmp_path / "res", study_dir=d)

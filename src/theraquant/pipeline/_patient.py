@@ -291,12 +291,18 @@ class _Run:
         for s in segs:
             direct = bool(own & set(s.referenced_series_uids))
             for path in s.files:
-                seg = self._read_seg(s, Path(path), ref)
+                try:
+                    seg = self._read_seg(s, Path(path), ref)
+                except Exception as exc:  # the failure names the mask file, not the image
+                    raise _attach(exc, path)
                 for label, m in seg.masks.items():
                     kind, lid = parse_segment_label(label)
                     if kind == "other":
                         continue
-                    arr = self._on_grid(m, ref, Path(path), label, grid, strict=direct)
+                    try:
+                        arr = self._on_grid(m, ref, Path(path), label, grid, strict=direct)
+                    except Exception as exc:
+                        raise _attach(exc, path)
                     if kind == "lesion":
                         prev = reg.lesions.get(lid)
                         reg.lesions[lid] = arr if prev is None else prev | arr
