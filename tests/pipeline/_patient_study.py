@@ -229,8 +229,8 @@ def write_prrt_study(root: Path) -> dict:
     for i, th in enumerate(LU_TIMES_H):
         when = dt.datetime(2026, 3, 9, 8, 0) + dt.timedelta(hours=th)
         _write(root / f"lu{i}", a0 * np.exp(-lam * th), SP_PET,
-               _pet_factory(generate_uid(), generate_uid(), for_uid, when.date(), "Lu-177 DOTATATE", LU_HALF_LIFE_S, 7.4e9,
-                            "080000", when.strftime("%H%M%S")))
+               _pet_factory(generate_uid(), generate_uid(), for_uid, when.date(), "Lu-177 DOTATATE", LU_HALF_LIFE_S,
+                            7.4e9, "080000", when.strftime("%H%M%S")))
         for f in (root / f"lu{i}").iterdir():                   # the injection was on the therapy day
             ds = pydicom.dcmread(f)
             ds.RadiopharmaceuticalInformationSequence[0].RadiopharmaceuticalStartDateTime = "20260309080000"

@@ -63,7 +63,8 @@ def test_one_patient_end_to_end(study, tmp_path):
     assert les.loc["1", "t_bp"] == pytest.approx(1.5, rel=1e-3) and bool(les.loc["1", "hypoxic"])
     assert les.loc["2", "t_bp"] == pytest.approx(1.1, rel=1e-3) and not bool(les.loc["2", "hypoxic"])
     assert les.loc["1", "t_m"] == pytest.approx(1.5 / 0.9, rel=1e-3)
-    # 90Y LDM (uint16 round-off < 1e-3 of the liver value): D = 49.67 Gy kg/GBq x C_admin / rho (activity taken back 20 h to the administration)
+    # 90Y LDM (uint16 round-off < 1e-3 of the liver value): D = 49.67 Gy kg/GBq x C_admin / rho, the
+    # activity taken back 20 h to the administration
     for k, c in (("1", 2.5e6), ("2", 1.0e6)):
         assert les.loc[k, "dmean_gy"] == pytest.approx(49.67 * c * 1e-6 / 1.04, rel=1e-3)
     assert out.patient_row["dose_normal_liver_gy"] == pytest.approx(49.67 * 2.0e5 * 1e-6 / 1.04, rel=1e-3)
