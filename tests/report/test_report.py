@@ -206,6 +206,11 @@ def small(tmp_path_factory, make_results):
     cohort.update(predictor=None, notes=["predictor not fitted: 1 lesion in the smaller outcome class"])
     cohort["regression"]["description"] = "GEE, exchangeable correlation within 'patient', robust errors"
     (root / "cohort.json").write_text(json.dumps(cohort))
+    import pandas as pd
+
+    les = pd.read_parquet(root / "lesions.parquet")
+    les["hypoxic_fraction"] = float("nan")  # a column this study does not have
+    les.to_parquet(root / "lesions.parquet")
     before = _digest(root)
     files = render_report(root, pdf=False)
     return root, files, before
@@ -222,6 +227,16 @@ def test_no_predictor_said_with_the_reason(small):
     text = _text(_parse(small[1].html), "cohort")
     assert "No predictor was fitted: predictor not fitted: 1 lesion in the smaller outcome class" in text
     assert "GEE, exchangeable correlation within 'patient', robust errors: odds ratios of response" in text
+
+
+def test_empty_columns_left_out_of_the_lesion_table(small, results_dir):
+    def heads(path):
+        m = re.search(r'<table id="lesion-table".*?<thead>(.*?)</thead>', path.read_text(encoding="utf-8"), re.S)
+        return re.findall(r"<th[^>]*>(.*?)</th>", m.group(1))
+
+    assert "hypoxic fraction (1)" in heads(results_dir / "report.html")
+    small_heads = heads(small[1].html)
+    assert "hypoxic fraction (1)" not in small_heads and "Ktrans (1/min)" in small_heads
 
 
 def test_damaged_map_leaves_the_rest_of_the_report(small):

@@ -261,7 +261,9 @@ def cohort_section(res: Results) -> Section:
     les = res.lesions
     coh = res.cohort or {}
     if len(les):
-        cols = [c for c in LESION_TABLE_COLUMNS if c in les.columns]
+        # columns this study has (an all-empty column, e.g. FMISO in a PRRT study, is left out)
+        cols = [c for c in LESION_TABLE_COLUMNS if c in les.columns
+                and (c in ("patient", "lesion", "notes") or les[c].notna().any())]
         unit = _first(les["response_unit"]) if "response_unit" in les.columns else None
         headers = [column_label(c, unit if c in ("response_baseline", "response_followup") and unit else None)
                    for c in cols]
