@@ -278,6 +278,17 @@ def _write_mr_session(w: _Writer, ses: dict[str, Any], day: date, tag: str) -> d
     return out
 
 
+def _nearest(mask: NDArray[np.bool_], src: Image, dst: Image) -> NDArray[np.bool_]:
+    """``mask`` (on ``src``) on ``dst``'s grid by nearest neighbour in physical space (outside: False)."""
+    idx = np.indices(dst.shape).reshape(3, -1)
+    world = dst.affine @ np.vstack([idx, np.ones(idx.shape[1])])
+    ijk = np.rint((np.linalg.inv(src.affine) @ world)[:3]).astype(int)
+    ok = np.all((ijk >= 0) & (ijk < np.asarray(src.shape)[:, None]), axis=0)
+    out = np.zeros(idx.shape[1], bool)
+    out[ok] = mask[ijk[0, ok], ijk[1, ok], ijk[2, ok]]
+    return out.reshape(dst.shape)
+
+
 def _median_in(a: NDArray, m: NDArray) -> float:
     v = a[m]
     v = v[np.isfinite(v)]
@@ -618,8 +629,7 @@ def _prrt_patient(root: Path, i: int, seed: int) -> tuple[list[tuple], dict[str,
     sm = anat.masks(sref)
     # lesions on the SPECT grid as the pipeline sees them: the baseline DCE SEG's masks resampled
     # (nearest neighbour, physical coordinates) onto the SPECT grid
-    les_s = [ses["ref"].with_array(m[f"lesion {lid}"].astype(np.uint8)).resample_like(
-        sref, interpolation="nearest").array > 0.5 for lid in lids]
+    les_s = [_nearest(m[f"lesion {lid}"], ses["ref"], sref) for lid in lids]
     lam_p = math.log(2.0) / TRACERS["lu177"]["half_life_s"]
     t_bio_h = {"normal": float(rng.uniform(30, 50)), "body": float(rng.uniform(10, 20))}
     lam = {"normal": lam_p + math.log(2.0) / (t_bio_h["normal"] * 3600.0),
