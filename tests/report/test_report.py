@@ -284,3 +284,18 @@ def test_cli_report_bad_folder(tmp_path):
     assert bad.exit_code == 1
     assert "is not a folder" in bad.output and "Traceback" not in bad.output
     assert len(bad.output.strip().splitlines()) == 1
+
+
+def test_run_where_everything_failed(tmp_path):
+    """Only provenance, patients and failures: the report still renders and says what is missing."""
+    root = tmp_path / "R"
+    root.mkdir()
+    (root / "provenance.json").write_text(json.dumps({"SoftwareVersion": "0.9.0", "Warnings": []}))
+    (root / "patients.csv").write_text("patient,n_lesions,therapy_type,status,notes\nP001,0,tare,failed,no DCE\n")
+    (root / "failures.csv").write_text("patient,step,file,message\nP001,dce_baseline,P001/dce/1.dcm,unreadable\n")
+    p = _parse(render_report(root, pdf=True).html)
+    assert [a["id"] for t, a in p.tags if t == "section"] == ["study", "cohort", "patients", "provenance"]
+    assert "1 patient with 0 lesions (1 failed)" in _text(p, "study")
+    assert "No cohort analysis (cohort.json)" in _text(p, "cohort")
+    assert "dce_baseline: unreadable (P001/dce/1.dcm)" in _text(p, "patients")
+    assert (root / "report.pdf").stat().st_size > 1000
