@@ -89,3 +89,32 @@ def test_markers_auto_by_therapy_type_and_explicit(tmp_path):
     assert res["markers"] == ["ktrans", "vp", "dmean_gy"]
     res = cohort_analysis(df, StudyConfig.model_validate({"predictor": {"markers": ["t_bp", "nope"]}}), tmp_path)
     assert res["markers"] == ["t_bp"] and any("'nope' is not a lesions.csv column" in n for n in res["notes"])
+
+
+@pytest.mark.demo
+def test_demo_cohort_rediscovers_the_tare_study(demo_results):
+    """On the TARE phantom (12 patients) the statistics find what the study found: higher Dmean ->
+    response, higher T/BP (hypoxia) -> resistance; the files follow docs/results-layout.md."""
+    res = demo_results["tare"]
+    c = json.loads((res / "cohort.json").read_text())
+    assert c["clustered"] is True and c["markers"] == ["t_bp", "dmean_gy", "ktrans"]
+    assert c["roc"]["dmean_gy"]["direction"] == "<" and c["roc"]["dmean_gy"]["auc"] > 0.6
+    assert c["roc"]["t_bp"]["direction"] == ">" and c["roc"]["t_bp"]["auc"] > 0.6
+    assert c["regression"]["method"] == "GEE"
+    assert sum(r["n"] for r in c["stratified"]["rows"]) == c["n_lesions"]
+    assert c["dose_response"]["d50_gy"] > 0
+    model = stats.ResponsePredictor.from_json((res / "model.json").read_text())
+    assert model.training["cv_grouped_by"] == "patient" and 0.5 < c["predictor"]["cv_auc"] <= 1.0
+    assert "Cohort statistics" in (res / "cohort.txt").read_text()
+
+
+@pytest.mark.demo
+def test_demo_tables_have_the_contract_columns(demo_results):
+    from theraquant.pipeline._patient import LESION_COLUMNS, PATIENT_COLUMNS
+
+    for key in ("tare", "prrt"):
+        les = pd.read_csv(demo_results[key] / "lesions.csv", dtype={"lesion": str})
+        assert set(LESION_COLUMNS) | {"notes"} <= set(les.columns), key
+        pts = pd.read_csv(demo_results[key] / "patients.csv")
+        assert set(PATIENT_COLUMNS) <= set(pts.columns), key
+        assert les["responder"].dropna().isin([0, 1]).all()

@@ -72,3 +72,12 @@ def test_errors_name_the_file(model_and_patient, tmp_path):
     (tmp_path / "o3" / "x.txt").write_text("keep")
     with pytest.raises(TheraquantError, match="not empty"):
         run_predict(mpath, root, tmp_path / "o3")
+
+
+@pytest.mark.demo
+def test_demo_model_predicts_a_phantom_patient(demo_results, tmp_path):
+    study = demo_results["tare"].parent / "study"
+    patient_dir = sorted(p for p in study.iterdir() if p.is_dir() and p.name.upper().startswith("TARE"))[0]
+    res = run_predict(demo_results["tare"] / "model.json", patient_dir, tmp_path / "pred")
+    p = res.predictions
+    assert len(p) >= 1 and p["probability"].between(0, 1).all() and (p["status"] == "ok").all()
