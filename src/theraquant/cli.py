@@ -1067,13 +1067,15 @@ def dose_cmd(
     """Absorbed dose map (Gy) and per-region DVH table from an activity or TIA image (90Y, 177Lu)."""
     from .pipeline import DoseSettings, run_dose
 
+    clip_negative: bool = typer.Option(False, "--clip-negative", help="Set negative voxels (reconstruction "
+                                       "noise) to 0 first (recorded); without it they are an error."),
     _cli_choice(nuclide, _DOSE_NUCLIDES, "nuclide")
     _cli_choice(input_kind, _DOSE_INPUTS, "input_kind")
     _cli_choice(method, _DOSE_METHODS, "method")
     settings = DoseSettings(input_path=input_path, out_dir=out_dir, nuclide=nuclide, input_kind=input_kind,
                             method=method, mask=mask, density_g_ml=density_g_ml,
                             d_percent=_cli_floats(d_percent, "d_percent"), v_gy=_cli_floats(v_gy, "v_gy"),
-                            overwrite=overwrite)
+                            clip_negative=clip_negative, overwrite=overwrite)
     run = run_dose(settings)
     cols = ["label", "name", "volume_mL", "Dmean", "Dmin", "Dmax"] + [c for c in ("D70", "V100") if c in run.table]
     _print_rows(f"{nuclide} {method}: absorbed dose per region (Gy; Vy in %; every metric in dvh.csv)", cols,

@@ -78,3 +78,21 @@ def test_errors_are_one_line_naming_the_flag(tmp_path, args, line):
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert res.exit_code == 1 and len(lines) == 1, res.output
     assert lines[0].startswith(line), lines[0]
+
+
+def test_negative_voxels_error_or_clipped(tmp_path):
+    from theraquant import Image
+    from theraquant.io import write_nifti
+
+    a = np.full((6, 8, 8), 1.0e5)
+    a[0, 0, 0] = -5.0e3  # reconstruction noise
+    src = write_nifti(Image.from_spacing(a, (4.0, 4.0, 4.0), units="Bq/mL"), tmp_path / "a.nii.gz")
+    res = _run(src, "--method", "ldm", "--out", tmp_path / "o")
+    assert res.exit_code == 1 and "1 negative voxel(s)" in res.output
+    res = _run(src, "--method", "ldm", "--clip-negative", "--out", tmp_path / "c")
+    assert res.exit_code == 0, res.output
+    side = json.loads((tmp_path / "c" / "dose.json").read_text())
+    assert side["Input"]["negative_voxels_set_to_0"] == {"n_voxels": 1, "sum": -5000.0}
+    # every other voxel: D = k A / m, 49.67 Gy kg/GBq x 1e-4 GBq / 1.04e-3 kg
+    want = 49.67e-4 / 1.04e-3
+    assert read_nifti(tmp_path / "c" / "dose_gy.nii.gz").array[3, 3, 3] == pytest.approx(want, rel=1e-6)  # float32

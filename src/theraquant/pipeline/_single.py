@@ -164,6 +164,9 @@ class DoseSettings:
         Dx levels, % of the volume.
     v_gy : tuple of float
         Vy levels, Gy.
+    clip_negative : bool
+        Set negative voxels (reconstruction noise of 90Y PET) to 0 first; their number and sum are
+        recorded. Without it a negative voxel is an error.
     overwrite : bool
     """
 
@@ -176,6 +179,7 @@ class DoseSettings:
     density_g_ml: Optional[float] = None
     d_percent: tuple[float, ...] = (2.0, 50.0, 70.0, 98.0)
     v_gy: tuple[float, ...] = (100.0, 150.0, 200.0)
+    clip_negative: bool = False
     overwrite: bool = False
 
     def __post_init__(self) -> None:
@@ -221,6 +225,11 @@ def run_dose(settings: DoseSettings) -> DoseRun:
         raise TheraquantError(f"{s.input_path.name}: the input must be a 3-D image, got shape {img.array.shape}",
                               argument="input_path")
     values = np.asarray(img.array, dtype=np.float64)
+    clipped = {"n_voxels": 0, "sum": 0.0}
+    if s.clip_negative:
+        neg = values < 0
+        clipped = {"n_voxels": int(neg.sum()), "sum": float(values[neg].sum())}
+        values = np.where(neg, 0.0, values)
     sp = tuple(float(v) for v in img.spacing_mm)
     voxel_ml = float(np.prod(sp)) / 1000.0
     if s.input_kind == "activity":
@@ -258,7 +267,8 @@ def run_dose(settings: DoseSettings) -> DoseRun:
         f.name: getattr(s, f.name) for f in fields(s) if getattr(s, f.name) != f.default}) + ")"
     record["Inputs"] = [{"path": str(p)} for p in inputs if p is not None]
     record["Input"] = {"kind": s.input_kind, "units": "Bq/mL" if s.input_kind == "activity" else "Bq s/mL",
-                       "tia": "A0 T1/2 / ln 2 (physical decay only)" if s.input_kind == "activity" else "as given"}
+                       "tia": "A0 T1/2 / ln 2 (physical decay only)" if s.input_kind == "activity" else "as given",
+                       "negative_voxels_set_to_0": clipped}
     written = [write_nifti(Image(np.asarray(dose), img.affine, units="Gy"), s.out_dir / "dose_gy.nii.gz",
                            sidecar={**{k: v for k, v in record.items() if k != "Units"}, "Units": "Gy",
                                     "Quantity": "absorbed dose", "UnitsOfInputs": record.get("Units")})]
