@@ -375,7 +375,10 @@ class Result(Mapping[str, Any]):
     @property
     def units(self) -> Mapping[str, str]:
         """Unit of each field (read-only; ``""`` for fields that are not physical quantities)."""
-        u = object.__getattribute__(self, "_units")
+        try:
+            u = object.__getattribute__(self, "_units")
+        except AttributeError:  # a dataclass subclass whose __post_init__ did not call the base's
+            u = self._UNITS
         return MappingProxyType({k: u.get(k, "") for k in self._fields()} | dict(u))
 
     @property
