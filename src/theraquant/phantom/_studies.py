@@ -533,7 +533,14 @@ def _map_patients(fn: Callable, root: Path, n: int, seed: int, workers: int | No
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+    import threading
+
+    # fork is fastest (no re-import) but unsafe once other threads run (a Dask client, numba's
+    # pool): then forkserver (workers import the package afresh)
+    methods = mp.get_all_start_methods()
+    method = ("fork" if threading.active_count() == 1 and "fork" in methods
+              else "forkserver" if "forkserver" in methods else "spawn")
+    ctx = mp.get_context(method)
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
         return list(ex.map(fn, [root] * n, range(n), [seed] * n))
 
