@@ -1062,13 +1062,13 @@ def dose_cmd(
                                             "tissue)."),
     d_percent: str = typer.Option("2,50,70,98", "--d", help="Dx levels, % of the volume, comma-separated."),
     v_gy: str = typer.Option("100,150,200", "--v", help="Vy levels, Gy, comma-separated."),
+    clip_negative: bool = typer.Option(False, "--clip-negative", help="Set negative voxels (reconstruction "
+                                       "noise) to 0 first (recorded); without it they are an error."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out folder."),
 ) -> None:
     """Absorbed dose map (Gy) and per-region DVH table from an activity or TIA image (90Y, 177Lu)."""
     from .pipeline import DoseSettings, run_dose
 
-    clip_negative: bool = typer.Option(False, "--clip-negative", help="Set negative voxels (reconstruction "
-                                       "noise) to 0 first (recorded); without it they are an error."),
     _cli_choice(nuclide, _DOSE_NUCLIDES, "nuclide")
     _cli_choice(input_kind, _DOSE_INPUTS, "input_kind")
     _cli_choice(method, _DOSE_METHODS, "method")
@@ -1111,7 +1111,8 @@ def response_cmd(
     for item in column or []:
         key, sep, value = item.partition("=")
         if not sep or not key or not value:
-            raise TheraquantError(f"must be CANONICAL=YOURS (e.g. baseline=SULpeak_bl), got {item!r}", argument="column")
+            raise TheraquantError(f"must be CANONICAL=YOURS (e.g. baseline=SULpeak_bl), got {item!r}",
+                                  argument="column")
         columns[key.strip()] = value.strip()
     if out_path is not None:
         check_output_file(out_path, overwrite, inputs=[table_path], suffixes=(".csv", ".parquet"))
