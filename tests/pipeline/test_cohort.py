@@ -118,3 +118,16 @@ def test_demo_tables_have_the_contract_columns(demo_results):
         pts = pd.read_csv(demo_results[key] / "patients.csv")
         assert set(PATIENT_COLUMNS) <= set(pts.columns), key
         assert les["responder"].dropna().isin([0, 1]).all()
+
+
+def test_prrt_cohort_pairs_ktrans_change_and_has_no_hypoxia_table(tmp_path):
+    df = _table().drop(columns=["t_bp"])
+    rng = np.random.default_rng(1)
+    df["vp"] = rng.normal(0.05, 0.01, len(df))
+    df["ktrans_followup"] = df["ktrans"] * np.where(df["responder"] == 1, 0.6, 1.0) + rng.normal(0, 0.005, len(df))
+    res = cohort_analysis(df, StudyConfig.model_validate({"therapy": {"type": "prrt"}}), tmp_path)
+    assert res["stratified"] is None
+    paired = res["full"]["group_tests"]["ktrans -> ktrans_followup (all lesions)"]
+    ref = stats.wilcoxon_signed_rank(df["ktrans"], df["ktrans_followup"])
+    assert paired["test"] == "Wilcoxon signed-rank" and paired["p"] == pytest.approx(ref.p, rel=1e-12)
+    assert paired["statistic"] == ref.statistic and paired["n"] == 72

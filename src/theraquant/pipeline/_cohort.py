@@ -68,7 +68,7 @@ def _stratified(data: pd.DataFrame, cluster: str | None) -> tuple[dict[str, Any]
     from .. import stats
 
     have = [m for m in STUDY_CUTOFFS if m in data and data[m].notna().any()]
-    if not have:
+    if "t_bp" not in have:  # the table is the hypoxia study's (T/BP 1.29 x Dmean 89 Gy), not a PRRT one
         return None, ""
     cut = {m: STUDY_CUTOFFS[m] for m in have}
     d = data.dropna(subset=have)
@@ -155,6 +155,10 @@ def cohort_analysis(lesions: pd.DataFrame, config: "StudyConfig", out_dir: str |
         kw: dict[str, Any] = {"cluster": cluster, "n_boot": 500, "seed": 0}
         if "dmean_gy" in data and data["dmean_gy"].notna().sum() >= MIN_LESIONS:
             kw["dose"] = "dmean_gy"
+        if {"ktrans", "ktrans_followup"} <= set(data.columns) and pd.to_numeric(
+                data["ktrans_followup"], errors="coerce").notna().sum() >= MIN_LESIONS:
+            data["ktrans_followup"] = pd.to_numeric(data["ktrans_followup"], errors="coerce")
+            kw["paired"] = ("ktrans", "ktrans_followup")   # Wilcoxon signed-rank of the Ktrans change
         try:
             rep = stats.analyze(data, "responder", markers, group=group, **kw)
         except TheraquantError as exc:
