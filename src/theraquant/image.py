@@ -82,10 +82,10 @@ def as_mask(mask: ArrayLike, *, name: str = "mask", shape: tuple[int, ...] | Non
     >>> import numpy as np
     >>> as_mask(np.array([0, 1, 1], np.uint8)).tolist()
     [False, True, True]
-    >>> as_mask(np.array([0, 2, 3]), name="lesion_mask")
+    >>> as_mask(np.array([0, 2, 3]), name="lesion_mask")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    theraquant.errors.TheraquantError: lesion_mask is a label image (values [0, 2, 3]), not a mask; make one mask per label, e.g. lesion_mask == 2
+    theraquant.errors.TheraquantError: lesion_mask is a label image (values [0, 2, 3]), not a mask; ... lesion_mask == 2
     """
     m = np.asarray(mask)
     if shape is not None and m.shape != tuple(shape):

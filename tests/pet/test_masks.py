@@ -20,7 +20,8 @@ NANMASK = np.where(LABELS > 0, 1.0, np.nan)
 
 @pytest.mark.parametrize(("mask", "match"), [
     (LABELS, r"mask is a label image \(values \[0, 1, 2\]\), not a mask; make one mask per label, e.g. mask == 2"),
-    (PROB, r"mask is a fractional \(probability\) mask with values other than 0 and 1 \(e.g. 0.7\), not a boolean mask; threshold it, e.g. mask >= 0.5"),
+    (PROB, r"mask is a fractional \(probability\) mask with values other than 0 and 1 \(e.g. 0.7\), "
+           r"not a boolean mask; threshold it, e.g. mask >= 0.5"),
     (NANMASK, r"mask holds 200 NaN value\(s\)"),
     (np.where(LABELS > 0, "a", "b"), r"mask must be a boolean array, got dtype <U1"),
 ])
@@ -33,7 +34,8 @@ def test_engines_refuse_non_boolean_masks(mask, match):
     with pytest.raises(TheraquantError, match=match):
         dosimetry.calibrate_activity(IMG, administered_bq=1e9, mask=mask)
     blood = LABELS == 2
-    with pytest.raises(TheraquantError, match=match.replace("mask", "tumour_mask", 1).replace("e.g. mask", "e.g. tumour_mask")):
+    tumour_match = match.replace("mask", "tumour_mask", 1).replace("e.g. mask", "e.g. tumour_mask")
+    with pytest.raises(TheraquantError, match=tumour_match):
         hypoxia(IMG, mask, blood_mask=blood, spacing_mm=2.0)
 
 

@@ -337,7 +337,8 @@ def run_dce_fit(settings: DceFitSettings | Path | str, out_dir: Path | str | Non
                                                      cfg.t10_blood)
     aif, aif_roi, aif_delay, portal, hct, model = cfg.aif, cfg.aif_roi, cfg.aif_delay, cfg.portal, cfg.hct, cfg.model
     input_kind, r1, tr, flip_angle, n_baseline = cfg.input_kind, cfg.r1, cfg.tr, cfg.flip_angle, cfg.n_baseline
-    frame_times, dt, method, chunk_voxels, compress = cfg.frame_times, cfg.dt, cfg.method, cfg.chunk_voxels, cfg.compress
+    frame_times, dt, method = cfg.frame_times, cfg.dt, cfg.method
+    chunk_voxels, compress = cfg.chunk_voxels, cfg.compress
     overwrite, label_names, series_uid = cfg.overwrite, cfg.label_names, cfg.series_uid
     import os
     import time
