@@ -74,9 +74,6 @@ def handle_errors(func: Callable) -> Callable:
                 raise
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             flag = _error_flag(func, getattr(exc, "argument", None))
-            keyword = f"{getattr(exc, 'argument', None)}="
-            if flag and msg.startswith(keyword):  # HARD: 'height_m=175 is ...' reads '--height-m 175 is ...'
-                msg, flag = f"{flag} {msg[len(keyword):]}", ""
             _print_error(f"{flag}: {msg}" if flag else msg)
             raise typer.Exit(1)
         except (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
