@@ -273,10 +273,11 @@ def _dce_acquisition(image, tr: Optional[float], flip_angle: Optional[float]):
     return tr, flip_angle, origin
 
 
-def _dce_read_3d(path: Path, image, option: str):
-    from ..io import read_nifti
+def _dce_read_3d(path: Path, image, option: str, *, labels: bool = False):
+    from ..io import read_label_image, read_nifti
 
-    other = read_nifti(path, mmap=False)
+    # masks and ROIs: NaN, probability maps and non-integer labels are errors, never rounded or thresholded
+    other = read_label_image(path, argument=option) if labels else read_nifti(path, mmap=False)
     if other.array.ndim != 3:
         raise TheraquantError(f"{option} {path.name}: shape {other.array.shape} is not a 3-D image", argument=option)
     try:
@@ -405,14 +406,8 @@ def run_dce_fit(settings: DceFitSettings | Path | str, out_dir: Path | str | Non
     t, t_origin = _dce_frame_times(image, frame_times, dt, input_path)
     labels = None
     if mask is not None:
-        lab_img = _dce_read_3d(mask, image, "mask")
-        lab = np.asarray(lab_img.array)
-        if lab.dtype == bool:
-            lab = lab.astype(np.int16)
-        if not np.all(np.isfinite(lab)):
-            raise TheraquantError(f"mask {mask.name} holds NaN values; give a label image of integers",
-                                  argument="mask")
-        labels = np.rint(lab).astype(np.int32)
+        lab_img = _dce_read_3d(mask, image, "mask", labels=True)
+        labels = np.asarray(lab_img.array, dtype=np.int32)
         if label_names is None:
             side = lab_img.meta.get("sidecar", {}) if isinstance(lab_img.meta, dict) else {}
             names = side.get("LabelNames") or {}
@@ -440,7 +435,7 @@ def run_dce_fit(settings: DceFitSettings | Path | str, out_dir: Path | str | Non
                 raise TheraquantError(f"{what}={spec}: no voxel of mask has that label; labels present: "
                                       f"{sorted(int(v) for v in np.unique(labels) if v)}", argument=what)
             return roi, spec
-        roi = np.asarray(_dce_read_3d(Path(spec), image, what).array) != 0
+        roi = np.asarray(_dce_read_3d(Path(spec), image, what, labels=True).array) != 0
         if not roi.any():
             raise TheraquantError(f"{what} {spec} selects no voxel", argument=what)
         return roi, None
