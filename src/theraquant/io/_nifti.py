@@ -286,30 +286,34 @@ def read_label_image(path: str | Path, *, argument: str = "mask") -> Image:
     path = Path(path)
     img = read_nifti(path, mmap=False)
     who = f"{argument} {path.name}" if argument.startswith("-") else f"{argument}={path.name!r}"
+
+    def err(message: str) -> TheraquantError:  # the API keyword travels with the error (the CLI names its flag)
+        return TheraquantError(message, argument=argument if argument.isidentifier() else None)
+
     if img.array.ndim != 3:
-        raise TheraquantError(f"{who}: a mask or label image must be 3-D, got shape {img.array.shape}")
+        raise err(f"{who}: a mask or label image must be 3-D, got shape {img.array.shape}")
     arr = np.asarray(img.array)
     if arr.dtype == bool or np.issubdtype(arr.dtype, np.integer):
         if arr.size and (arr.min() < np.iinfo(np.int32).min or arr.max() > np.iinfo(np.int32).max):
-            raise TheraquantError(f"{who}: labels beyond the int32 range; renumber the labels 1, 2, 3...")
+            raise err(f"{who}: labels beyond the int32 range; renumber the labels 1, 2, 3...")
         return img.with_array(arr.astype(np.int32), units="")
     arr = arr.astype(np.float64, copy=False)
     nan = np.isnan(arr)
     if nan.any():
-        raise TheraquantError(f"{who}: {int(nan.sum())} NaN voxel(s); a label image needs a whole number in "
+        raise err(f"{who}: {int(nan.sum())} NaN voxel(s); a label image needs a whole number in "
                               "every voxel (0 = background): set NaN to 0 (np.nan_to_num) and save it again")
     if not np.all(np.isfinite(arr)):
-        raise TheraquantError(f"{who}: infinite voxel values; a label image holds whole numbers (0 = background)")
+        raise err(f"{who}: infinite voxel values; a label image holds whole numbers (0 = background)")
     frac = arr != np.round(arr)
     if frac.any():
         example = float(arr[frac].flat[0])
         if arr.min() >= 0 and arr.max() <= 1:
-            raise TheraquantError(
+            raise err(
                 f"{who}: a probability (fractional) mask, values between 0 and 1 such as {example:.3g}; "
                 "threshold it into a binary mask first (e.g. mask >= 0.5, or fslmaths in -thr 0.5 -bin out)")
-        raise TheraquantError(
+        raise err(
             f"{who}: non-integer labels such as {example:.6g} in {int(frac.sum())} voxel(s) (resampled with "
             "linear interpolation?); resample label images with nearest-neighbour interpolation")
     if arr.size and (arr.min() < np.iinfo(np.int32).min or arr.max() > np.iinfo(np.int32).max):
-        raise TheraquantError(f"{who}: labels beyond the int32 range (e.g. {arr.max():.3g}); renumber the labels")
+        raise err(f"{who}: labels beyond the int32 range (e.g. {arr.max():.3g}); renumber the labels")
     return img.with_array(arr.astype(np.int32), units="")
