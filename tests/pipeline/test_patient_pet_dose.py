@@ -124,3 +124,16 @@ def test_lu177_voxel_tac_dose_matches_engine_on_a_mono_exponential():
     ref = dosimetry.absorbed_dose(tia, SP, nuclide="Lu-177", method="ldm", density=1.04)
     assert rows["1"]["dmean_gy"] == pytest.approx(float(np.asarray(ref)[r.lesions["1"]].mean()), rel=1e-3)
     assert out.effective_half_life_h == pytest.approx(60.0, rel=1e-3)
+
+
+def test_fmiso_at_the_cutoff_is_not_hypoxic():
+    """T/BP exactly 1.29 is not above 1.29 (the study's rule is 'T/BP > 1.29')."""
+    r = _regions()
+    suv = np.full(r.liver.shape, 1.0)
+    suv[r.blood_pool] = 1.25
+    suv[r.lesions["1"]] = 1.29 * 1.25
+    suv[r.lesions["2"]] = 1.30 * 1.25
+    out = fmiso_lesions(suv, r, spacing_mm=SP, threshold=1.29)
+    assert out.rows["1"]["t_bp"] == pytest.approx(1.29, rel=1e-12) and out.rows["1"]["hypoxic"] is False
+    assert out.rows["1"]["hypoxic_fraction"] == 0.0
+    assert out.rows["2"]["hypoxic"] is True and out.rows["2"]["hypoxic_fraction"] == 1.0

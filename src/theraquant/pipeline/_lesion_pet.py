@@ -73,13 +73,14 @@ def fmiso_lesions(suv: NDArray, regions: Regions, *, spacing_mm: tuple[float, fl
         else:
             res = pet.hypoxia(np.asarray(suv, float), m, muscle_mask=muscle, blood_mask=blood,
                               spacing_mm=spacing_mm, tumour_stat="max", reference_stat="mean",
-                              threshold=float(threshold))
+                              threshold=float(threshold), operator=">")
             row["t_bp"] = float(res["T/BP"])
             row["t_m"] = float(res["T/M"])
             row["suvmax_fmiso"] = float(res["tumour_value"])
             if blood is not None:
                 row["hypoxic_fraction"] = float(res["hypoxic_fraction"])
-                row["hypoxic"] = bool(row["t_bp"] > threshold)
+                # the engine's decision: T/BP > threshold (its ratio is T/BP whenever a blood pool is given)
+                row["hypoxic"] = bool(res["hypoxic"]) if res["threshold_ratio"] == "T/BP" else None
                 blood_value = float(res["blood_value"])
             else:
                 why.append("no FMISO blood-pool segment: T/BP, hypoxic fraction and hypoxic are NaN")
