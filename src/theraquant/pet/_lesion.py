@@ -33,6 +33,8 @@ from ..results import Result, records_call
 __all__ = ["SuvPeak", "sphere_radius_mm", "sphere_kernel", "suv_peak", "suv_peak_location", "lesion_metrics",
            "liver_reference", "percist_threshold"]
 
+#: Minimum sub-samples per voxel edge over (z, y); with the step also <= r/100 the sphere volume is
+#: within 5e-5 on any grid (measured over 300 random anisotropic grids, tests/pet/test_lesion.py).
 _SUBSAMPLES = 32
 
 
