@@ -444,7 +444,4 @@ def check_tia_total(tia_bq_s: Any, *, argument: str | None = "tia_bq_s",
 
 def _error(message: str, argument: str | None) -> TheraquantError:
     keyword = argument if argument and not argument.startswith("-") and argument.isidentifier() else None
-    try:
-        return TheraquantError(message, argument=keyword)  # type: ignore[call-arg]
-    except TypeError:  # errors.py without the argument= keyword
-        return TheraquantError(message)
+    return TheraquantError(message, argument=keyword)
