@@ -179,11 +179,15 @@ def make_results(root: Path, *, truth: bool = True, show_identifiers: bool = Fal
         {"patient": pid, "patient_id": SECRET_ID if pid == "P002" else "x", "therapy_type": "tare",
          "therapy_source": "therapy.date",
          "series": [{"role": r, "series_uid": f"2.25.{k}"} for k, r in enumerate(("dce", "fmiso", "fdg", "fdg", "y90", "seg"))],
-         "timepoints": {"dce_baseline": {"series_uid": "2.25.1"}, "fmiso_baseline": {"series_uid": "2.25.2"},
-                        "fdg_baseline": {"series_uid": "2.25.3"}, "y90_post": {"series_uid": "2.25.5"},
-                        **({"fdg_followup": {"series_uid": "2.25.4"}} if pid != "P003" else {})},
+         "therapy_date": "2026-01-10",
+         "timepoints": {"dce_baseline": {"series_uid": "2.25.1", "date": "2026-01-03"},
+                        "fmiso_baseline": {"series_uid": "2.25.2", "date": "2026-01-06"},
+                        "fdg_baseline": {"series_uid": "2.25.3", "date": "2026-01-05"},
+                        "y90_post": {"series_uid": "2.25.5", "date": "2026-01-10"},
+                        **({"fdg_followup": {"series_uid": "2.25.4", "date": f"2026-03-{21 + 7 * k:02d}"}}
+                           if pid != "P003" else {})},
          "missing": ["FDG PET at follow-up"] if pid == "P003" else []}
-        for pid in pids]}))
+        for k, pid in enumerate(pids)]}))
     (root / "manifest.json").write_text(json.dumps({"patients": {p: {"status": "ok"} for p in pids}}))
     if truth:
         vt = []

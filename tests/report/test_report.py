@@ -82,6 +82,8 @@ def test_study_paragraph_is_generated_from_the_run(results_dir):
     assert "TARE, 90Y" in text and "therapy dates from therapy.date" in text
     assert "3 DCE-MRI" in text and "6 FDG PET" in text and "3 FMISO PET" in text
     assert "fdg followup (2 patients)" in text  # P003 has no FDG follow-up
+    # baseline 7, 4, 5 days before therapy (x3 patients); follow-up 70 and 77 days after
+    assert "Median timing: baseline imaging 5 days (range 4–7) before therapy; follow-up 73.5 days (range 70–77)" in text
     assert "dual_input_etofts (r1 4.50 1/(s mM), hematocrit 0.450)" in text
     assert "PERCIST 1.0 on SULpeak" in text
     assert "FMISO T/BP 1.29, Dmean 89.0 Gy" in text

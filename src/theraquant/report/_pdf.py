@@ -141,8 +141,10 @@ def _table(pdf, t: Table, FontFace) -> None:
         row = table.row()
         for c in t.columns:
             row.cell(str(c))
-        for r in texts:
+        for i, r in enumerate(texts):
             row = table.row()
-            for cell in r:
-                row.cell(cell)
+            for j, cell in enumerate(r):
+                v = t.cells[i][j]
+                numeric = isinstance(v, (int, float)) and not isinstance(v, bool)
+                row.cell(cell, align="RIGHT" if numeric else "LEFT")
     pdf.ln(3)

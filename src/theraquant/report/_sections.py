@@ -147,6 +147,9 @@ def study_section(res: Results) -> Section:
     if tps:
         parts.append("Time points: " + ", ".join(f"{k.replace('_', ' ')} ({v} patient{'s' if v != 1 else ''})"
                                                   for k, v in tps.items()) + ".")
+    timing = _timing(res.study)
+    if timing:
+        parts.append(timing)
     missing = _collect_lists(res.study, "missing")
     if missing:
         parts.append(f"Missing: {len(missing)} item{'s' if len(missing) != 1 else ''} (listed under each patient).")
@@ -195,6 +198,38 @@ def study_section(res: Results) -> Section:
     if res.problems:
         sec.blocks.append(Items(list(res.problems), kind="warn"))
     return sec
+
+
+def _timing(study: Any) -> str:
+    """Median (range) days from baseline imaging to therapy and from therapy to follow-up (study.json dates)."""
+    from datetime import date
+
+    def day(v: Any):
+        try:
+            return date.fromisoformat(str(v)[:10])
+        except ValueError:
+            return None
+
+    before, after = [], []
+    for p in study.get("patients", []) if isinstance(study, dict) else []:
+        if not isinstance(p, dict) or not day(p.get("therapy_date")):
+            continue
+        t0 = day(p.get("therapy_date"))
+        for key, tp in (p.get("timepoints") or {}).items():
+            d = day(tp.get("date")) if isinstance(tp, dict) else None
+            if d is None:
+                continue
+            if key.endswith("_baseline"):
+                before.append((t0 - d).days)
+            elif key.endswith("_followup"):
+                after.append((d - t0).days)
+    out = []
+    for what, vals in (("baseline imaging", before), ("follow-up", after)):
+        if vals:
+            med = float(np.median(vals))
+            rng = f" (range {min(vals)}–{max(vals)})" if min(vals) != max(vals) else ""
+            out.append(f"{what} {med:g} days{rng} {'before' if what.startswith('baseline') else 'after'} therapy")
+    return ("Median timing: " + "; ".join(out) + ".") if out else ""
 
 
 def _cutoffs(cut: Mapping[str, Any]) -> str:
