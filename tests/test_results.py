@@ -80,3 +80,12 @@ def test_error_argument_fix_and_pickle():
     assert TheraquantError("missing; pass weight_kg=70.0").argument == "weight_kg"  # the fix names it
     d = pickle.loads(pickle.dumps(DicomError("a.dcm: tag", argument="series_uid", fix="pick one")))
     assert type(d) is DicomError and d.argument == "series_uid" and d.fix == "pick one"
+
+
+def test_arrays_described_instead_of_listed():
+    r = Result({"dose_gy": np.array([[1.0, np.nan], [3.0, 5.0]]), "n": 3})
+    assert r.to_dict(arrays="describe") == {
+        "dose_gy": {"shape": [2, 2], "dtype": "float64", "n_finite": 3, "min": 1.0, "mean": 3.0, "max": 5.0}, "n": 3}
+    assert json.loads(r.to_json(arrays="describe"))["fields"]["dose_gy"]["max"] == 5.0
+    with pytest.raises(TheraquantError, match="arrays must be 'list' or 'describe'"):
+        r.to_dict(arrays="table")

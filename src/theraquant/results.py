@@ -57,6 +57,8 @@ from typing import Any, ClassVar, Iterator, TypeVar
 
 import numpy as np
 
+from .errors import TheraquantError
+
 __all__ = ["Result", "attach_provenance", "call_provenance", "describe_call", "freeze", "records_call"]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -221,6 +223,18 @@ def _fmt_value(v: Any) -> str:
         return f"<{type(v).__name__} {tuple(shape)}>"
     text = str(v)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _describe(a: np.ndarray) -> dict[str, Any]:
+    """Shape, dtype and the finite min/mean/max of an array (JSON-ready)."""
+    out: dict[str, Any] = {"shape": list(a.shape), "dtype": str(a.dtype)}
+    if a.dtype.kind in "biuf" and a.size:
+        f = np.asarray(a, dtype=np.float64)
+        ok = np.isfinite(f)
+        out["n_finite"] = int(ok.sum())
+        if ok.any():
+            out.update(min=float(f[ok].min()), mean=float(f[ok].mean()), max=float(f[ok].max()))
+    return out
 
 
 def _jsonable(obj: Any) -> Any:
@@ -416,13 +430,25 @@ class Result(Mapping[str, Any]):
         cap = f"<caption>{escape(self.title)}</caption>" if self.title else ""
         return f"<table>{cap}<tr><th>name</th><th>value</th><th>unit</th></tr>{rows}</table>"
 
-    def to_dict(self) -> dict[str, Any]:
-        """The fields as plain Python (arrays as nested lists, NaN/inf as ``None``)."""
+    def to_dict(self, *, arrays: str = "list") -> dict[str, Any]:
+        """The fields as plain Python (NaN/inf as ``None``).
+
+        Parameters
+        ----------
+        arrays : {"list", "describe"}
+            Arrays as nested lists (default), or described by shape, dtype and finite
+            min/mean/max (for whole images, e.g. a dose map in a JSON record).
+        """
+        if arrays not in ("list", "describe"):
+            raise TheraquantError(f"arrays must be 'list' or 'describe', got {arrays!r}", argument="arrays")
+        if arrays == "describe":
+            return {k: _describe(v) if isinstance(v, np.ndarray) else _jsonable(v) for k, v in self._fields().items()}
         return {k: _jsonable(v) for k, v in self._fields().items()}
 
-    def to_json(self, *, indent: int | None = 2) -> str:
+    def to_json(self, *, indent: int | None = 2, arrays: str = "list") -> str:
         """JSON text ``{"title", "fields", "units", "provenance"}`` (no NaN: missing values are null)."""
-        return json.dumps({"title": self.title, "fields": _jsonable(self.to_dict()), "units": dict(self.units),
+        fields = self.to_dict(arrays=arrays) if arrays != "list" else self.to_dict()
+        return json.dumps({"title": self.title, "fields": _jsonable(fields), "units": dict(self.units),
                            "provenance": _jsonable(self.provenance)}, indent=indent, allow_nan=False)
 
     def __repr__(self) -> str:
