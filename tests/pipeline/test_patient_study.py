@@ -197,3 +197,21 @@ def test_mask_outside_its_image_is_an_error_naming_the_seg(study, tmp_path):
     with pytest.raises(TheraquantError, match=r"nothing could be computed \(dce_baseline: seg/seg.dcm: segment "
                                               r"'Lesion 1' falls outside the dce image \(32 of 32 mask voxels"):
         process_patient(s.patients[0], s.config, tmp_path / "res", study_dir=d)
+
+
+def test_implausible_header_value_is_a_warning_naming_the_file(study, tmp_path):
+    """A DCE series whose RepetitionTime was stored in s (0.004) instead of ms: the patient still runs
+    (the value is used as written) and the warning names the file, the tag and the probable unit."""
+    root, _ = study
+    import shutil
+
+    d = tmp_path / "tr"
+    shutil.copytree(root, d)
+    for f in (d / "mr" / "dce").iterdir():
+        ds = pydicom.dcmread(f)
+        ds.RepetitionTime = 0.004
+        ds.save_as(f)
+    s = discover_study(d)
+    out = process_patient(s.patients[0], s.config, tmp_path / "res", study_dir=d)
+    w = [x for x in out.warnings if "repetition time" in x]
+    assert len(w) == 1 and "mr/dce/im00000.dcm RepetitionTime" in w[0] and "4e-06" in w[0]

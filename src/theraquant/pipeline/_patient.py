@@ -365,6 +365,21 @@ class _Run:
             self.fail(name, exc, getattr(exc, "_tq_file", None), affects=getattr(exc, "_tq_affects", None))
 
 
+def _plausible(run: "_Run", name: str, value: Any, argument: str) -> None:
+    """:func:`theraquant.quantities.check_quantity` on a value read or computed; an implausible one
+    becomes a warning of the patient (an impossible one an error of the step)."""
+    import warnings
+
+    from ..quantities import PlausibilityWarning, check_quantity
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PlausibilityWarning)
+        check_quantity(name, value, argument=argument)
+    for w in caught:
+        if issubclass(w.category, PlausibilityWarning):
+            run.warnings.append(f"{run.name}: {w.message}")
+
+
 def _attach(exc: Exception, file: Any) -> Exception:
     try:
         exc._tq_file = file  # type: ignore[attr-defined]
@@ -436,8 +451,14 @@ def _dce_step(run: _Run, key: str, suffix: str, session: str, grid: str) -> None
     for lid in reg.lesions:
         run.row(lid)
     h0 = _first_header(img)
+    if _header_value(h0, "RepetitionTime") is None or _header_value(h0, "FlipAngle") is None:
+        raise _attach(TheraquantError(f"{run.rel(series.files[0])}: RepetitionTime (0018,0080) or FlipAngle "
+                                      "(0018,1314) missing; the SPGR signal cannot be converted to concentration"),
+                      series.files[0])
     tr = float(_header_value(h0, "RepetitionTime")) / 1000.0
     fa = float(_header_value(h0, "FlipAngle"))
+    _plausible(run, "repetition_time_s", tr, f"{run.rel(series.files[0])} RepetitionTime (ms / 1000)")
+    _plausible(run, "flip_angle_deg", fa, f"{run.rel(series.files[0])} FlipAngle")
     shape = img.shape
     region = reg.any_lesion(shape)
     for extra in (reg.liver, reg.aorta, reg.blood_pool, reg.portal_vein):
@@ -585,12 +606,16 @@ def _dose_step(run: _Run) -> None:
         region = reg.any_lesion(ref_img.shape)
         if reg.liver is not None:
             region = region | reg.liver
+        _plausible(run, "tac_time_h", np.asarray(times), "177Lu scan times after administration (h)")
         res = lu177_dose(frames, times, ref_img.spacing_mm, region=region, method=dcfg.method,
                          density_g_ml=dcfg.density_g_ml)
         run.settings["dose"] = {**res.settings, "series_uids": [s.series_uid for s in series_list]}
     for lid in reg.lesions:
         run.row(lid)
     rows, dvh, patient = dose_rows(res, reg)
+    for lid, vals in rows.items():
+        if np.isfinite(vals["dmean_gy"]):
+            _plausible(run, "dose_gy", vals["dmean_gy"], f"lesion {lid} Dmean")
     for lid, vals in rows.items():
         r = run.row(lid)
         for k, v in vals.items():
