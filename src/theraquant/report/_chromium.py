@@ -52,6 +52,24 @@ class Chromium:
 
     # ------------------------------------------------------------------ process and pipe
     def __enter__(self) -> "Chromium":
+        for attempt in (1, 2):  # a browser that dies while starting (busy machine) gets one more try
+            try:
+                return self._start()
+            except (OSError, RuntimeError, TimeoutError) as exc:
+                log = self._log_tail()
+                self.__exit__(None, None, None)
+                if attempt == 2:
+                    raise RuntimeError(f"Chromium ({self.binary}) did not start: {exc}; its log ends: {log}") from exc
+        raise AssertionError("unreachable")
+
+    def _log_tail(self) -> str:
+        try:
+            return Path(self._profile, "stderr.log").read_text(errors="replace")[-600:]
+        except OSError:
+            return ""
+
+    def _start(self) -> "Chromium":
+        self.events, self._id, self._inbox = [], 0, queue.Queue()
         self._profile = tempfile.mkdtemp(prefix="tq-chromium-")
         to_child_r, self._to_child = os.pipe()
         self._from_child, from_child_w = os.pipe()
@@ -63,8 +81,9 @@ class Chromium:
 
         args = [self.binary, *FLAGS, "--remote-debugging-pipe", f"--user-data-dir={self._profile}",
                 f"--window-size={self.width},{self.height}", "about:blank"]
-        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, close_fds=False, preexec_fn=wire)
+        with open(Path(self._profile, "stderr.log"), "wb") as log:
+            self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                          stderr=log, close_fds=False, preexec_fn=wire)
         os.close(to_child_r)
         os.close(from_child_w)
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -79,6 +98,9 @@ class Chromium:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if not hasattr(self, "_proc"):
+            shutil.rmtree(getattr(self, "_profile", ""), ignore_errors=True)
+            return
         try:
             self.send("Browser.close", session=False, wait=False)
         except OSError:
@@ -94,6 +116,7 @@ class Chromium:
             except OSError:
                 pass
         shutil.rmtree(self._profile, ignore_errors=True)
+        del self._proc
 
     def _read(self) -> None:
         buf = b""

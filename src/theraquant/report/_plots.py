@@ -75,7 +75,7 @@ def roc_figure(roc: Mapping[str, Mapping[str, Any]], *, clustered: bool, labels:
     ax.set_aspect("equal")
     ax.set_xlabel("1 − specificity (false-positive fraction, 1)")
     ax.set_ylabel("sensitivity (true-positive fraction, 1)")
-    ax.legend(loc="lower right", fontsize=7.5, frameon=True)
+    ax.legend(loc="lower right", fontsize=8, frameon=True)
     ax.grid(alpha=0.3)
     return fig
 
@@ -239,7 +239,7 @@ def maps_figure(panels: Sequence[MapPanel]):
         cax = ax.inset_axes((1.04, 0.0, 0.06, 1.0))  # no re-gridding of the figure: cheaper than ax=
         cb = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax)
         cb.set_label(p.unit, fontsize=8)
-        cb.ax.tick_params(labelsize=7)
+        cb.ax.tick_params(labelsize=7.5)
         ax.set_title(p.title + (f"\n{p.note}" if p.note else ""), fontsize=9)
         _scale_bar(ax, p.extent)
     return fig
@@ -252,7 +252,7 @@ def _scale_bar(ax, extent) -> None:
     x0 = extent[0] + 0.05 * width
     y0 = extent[2] - 0.06 * abs(extent[2] - extent[3])
     ax.plot([x0, x0 + length], [y0, y0], color="w", lw=2.5, solid_capstyle="butt")
-    ax.text(x0 + length / 2, y0 - 0.02 * abs(extent[2] - extent[3]), f"{length} mm", color="w", fontsize=7,
+    ax.text(x0 + length / 2, y0 - 0.02 * abs(extent[2] - extent[3]), f"{length} mm", color="w", fontsize=7.5,
             ha="center", va="bottom", bbox={"facecolor": "k", "alpha": 0.4, "pad": 0.5, "lw": 0})
 
 
@@ -307,8 +307,8 @@ def curves_figure(groups: Sequence[tuple[str, list[tuple[str, np.ndarray, np.nda
         ax.set_xlabel("time (min)", fontsize=8)
         ax.set_ylabel("tissue concentration (mM)", fontsize=8)
         ax2.set_ylabel("plasma input (mM)", fontsize=8, color="0.35")
-        ax.tick_params(labelsize=7)
-        ax2.tick_params(labelsize=7, colors="0.35")
+        ax.tick_params(labelsize=7.5)
+        ax2.tick_params(labelsize=7.5, colors="0.35")
         for a in (ax, ax2):
             for h, lab in zip(*a.get_legend_handles_labels()):
                 legend.setdefault(lab, h)
@@ -330,7 +330,7 @@ def dvh_figure(lines: Sequence[tuple[str, np.ndarray, np.ndarray]]):
     ax.set_ylabel("volume receiving ≥ dose (%)")
     ax.set_ylim(0, 102)
     ax.set_xlim(left=0)
-    ax.legend(fontsize=7.5)
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return fig
 
@@ -341,9 +341,9 @@ def validation_figure(panels: Sequence[tuple[str, str, np.ndarray, np.ndarray, M
     n = len(panels)
     ncol = min(n, 4)
     nrow = int(np.ceil(n / ncol))
-    width, height = 3.1 * ncol + 0.2, 2.8 * nrow
+    width, height = 3.2 * ncol + 0.5, 2.8 * nrow
     fig = new_figure(width, height, layout=None)  # by hand: constrained layout doubles the drawing time
-    gs = fig.add_gridspec(nrow, ncol, left=0.65 / width, right=1 - 0.4 / width, bottom=0.5 / height,
+    gs = fig.add_gridspec(nrow, ncol, left=0.65 / width, right=1 - 0.75 / width, bottom=0.5 / height,
                           top=1 - 0.45 / height, wspace=0.55, hspace=0.75)
     col = _colours(1)[0]
     for k, (name, unit, true, rec, v) in enumerate(panels):
@@ -360,9 +360,9 @@ def validation_figure(panels: Sequence[tuple[str, str, np.ndarray, np.ndarray, M
         if v:
             u_txt = f" {unit}" if unit and unit != "1" else ""
             title += f"\nbias {fmt(v.get('bias'))}{u_txt}, LoA {fmt_ci(v.get('loa_low'), v.get('loa_high'))}{u_txt}"
-        ax.set_title(title, fontsize=8)
-        ax.set_xlabel(f"true{u}", fontsize=7.5)
-        ax.set_ylabel(f"recovered{u}", fontsize=7.5)
-        ax.tick_params(labelsize=6.5)
+        ax.set_title(title, fontsize=8.5)
+        ax.set_xlabel(f"true{u}", fontsize=8)
+        ax.set_ylabel(f"recovered{u}", fontsize=8)
+        ax.tick_params(labelsize=7.5)
         ax.grid(alpha=0.3)
     return fig

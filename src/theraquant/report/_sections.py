@@ -695,10 +695,12 @@ def validation_section(res: Results) -> Section:
         for name, v in val.items():
             if isinstance(v, dict):
                 rows.append([name, v.get("n"), v.get("unit"), v.get("bias"), v.get("bias_pct"), v.get("loa_low"),
-                             v.get("loa_high")])
+                             v.get("loa_high"), v.get("agreement")])
         if rows:
             sec.blocks.append(Table(["biomarker", "n", "unit", "bias (unit)", "bias (%)", "LoA low (unit)",
-                                     "LoA high (unit)"], rows, caption="Bias and 95 % limits of agreement."))
+                                     "LoA high (unit)", "agreement (1)"], rows,
+                                    caption="Bias and 95 % limits of agreement (categorical biomarkers: fraction "
+                                            "of lesions whose category was recovered)."))
     les = res.lesions
     qcols = [c for c in ("patient", "lesion", "dce_model", "fit_success_frac", "fit_r2_median", "notes")
              if c in les.columns]
