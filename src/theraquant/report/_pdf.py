@@ -118,6 +118,8 @@ def _table(pdf, t: Table, FontFace) -> None:
     ncol = len(t.columns)
     size = 8 if ncol <= 8 else (7 if ncol <= 14 else 6)
     texts = [[t.text(i, j) for j in range(ncol)] for i in range(len(t.cells))]
+    if pdf.will_page_break(min(len(texts) + 2, 5) * size * 0.9 + 8):  # caption, header and rows together
+        pdf.add_page()
     if t.caption:
         pdf.set_font("DejaVu", "", 8)
         pdf.set_text_color(85)

@@ -384,7 +384,9 @@ def cohort_section(res: Results) -> Section:
     pred = coh.get("predictor")
     if not pred:
         sec.blocks.append(Heading("Predictor"))
-        why = [n for n in coh.get("notes") or [] if "predictor" in str(n).lower()]
+        notes = [str(n) for n in coh.get("notes") or []]
+        why = ([n for n in notes if n.lower().startswith("predictor")]
+               or [n for n in notes if "predictor not" in n.lower()])
         sec.blocks.append(Paragraph("No predictor was fitted" + (f": {why[0]}" if why else ".")
                                     + " See the remarks of the analysis below.", kind="warn"))
     if pred:
