@@ -1,4 +1,4 @@
-"""process_patient on PHANTOM's TARE study (2 patients, real DICOM from several vendors): recovered vs truth.
+"""process_patient on PHANTOM's TARE study (1 patient, 3 lesions, real DICOM from several vendors): recovered vs truth.
 
 Tolerances come from the phantom's design: the PET series are blurred (scanner FWHM) and noisy, so
 lesion doses and FMISO ratios move by a few percent; DCE-MRI has Gaussian noise (sigma 4 on
@@ -21,7 +21,7 @@ def tare(tmp_path_factory):
     from theraquant.pipeline import discover_study, process_patient
 
     root = tmp_path_factory.mktemp("tare")
-    ps = phantom.write_tare_study(root / "study", n_patients=2, seed=2026)
+    ps = phantom.write_tare_study(root / "study", n_patients=1, seed=2026)
     study = discover_study(root / "study")
     outs = {p.patient_id: process_patient(p, study.config, root / "results", study_dir=root / "study")
             for p in study.patients}
@@ -40,7 +40,7 @@ def _long(ps, outs, biomarker):
 @pytest.mark.slow
 def test_tare_phantom_recovered(tare):
     ps, study, outs = tare
-    assert len(outs) == 2
+    assert len(outs) == 1 and len(ps.truth.lesion.unique()) >= 2
     for o in outs.values():
         assert o.failures == (), o.failures
         assert (o.lesions["notes"] == "").all()

@@ -43,6 +43,7 @@ def study(tmp_path_factory):
     return root, info
 
 
+@pytest.mark.slow
 def test_one_patient_end_to_end(study, tmp_path):
     root, info = study
     s = discover_study(root)
@@ -100,7 +101,11 @@ def test_one_patient_end_to_end(study, tmp_path):
         assert "SECRET-ID-7" not in text and "Doe^Jane" not in text
 
 
+@pytest.mark.slow
 def test_broken_series_fails_only_its_step(study, tmp_path):
+    """FMISO slices without DecayCorrection fail the FMISO step only; a DCE series whose RepetitionTime
+    was stored in s (0.004) instead of ms runs as written with a warning naming the file, the tag and
+    the value."""
     root, info = study
     import shutil
 
@@ -110,18 +115,24 @@ def test_broken_series_fails_only_its_step(study, tmp_path):
         ds = pydicom.dcmread(f)
         del ds.DecayCorrection              # SUV cannot be computed
         ds.save_as(f)
+    for f in (broken / "mr" / "dce").iterdir():
+        ds = pydicom.dcmread(f)
+        ds.RepetitionTime = 0.004
+        ds.save_as(f)
     s = discover_study(broken)
     out = process_patient(s.patients[0], s.config, tmp_path / "res", study_dir=broken)
+    w = [x for x in out.warnings if "repetition time" in x]
+    assert len(w) == 1 and "mr/dce/im00000.dcm RepetitionTime" in w[0] and "4e-06" in w[0]
     assert [f.step for f in out.failures] == ["fmiso"]
     assert out.failures[0].file.startswith("pet/fmiso/")
     assert "DecayCorrection" in out.failures[0].message and "im0000" in out.failures[0].message
     les = out.lesions.set_index("lesion")
     assert np.isnan(les.loc["1", "t_bp"]) and "fmiso failed" in les.loc["1", "notes"]
-    assert les.loc["1", "ktrans"] == pytest.approx(0.25, rel=0.02)       # the rest still computed
-    assert np.isfinite(les.loc["1", "dmean_gy"])
+    assert np.isfinite(les.loc["1", "ktrans"]) and np.isfinite(les.loc["1", "dmean_gy"])  # the rest computed
     assert out.patient_row["status"] == "partial"
 
 
+@pytest.mark.slow
 def test_prrt_followup_recist_and_lu177(tmp_path):
     from theraquant import dosimetry
 
@@ -163,6 +174,7 @@ def test_prrt_followup_recist_and_lu177(tmp_path):
     np.testing.assert_array_equal(lab == 1, info["pet_masks"]["Lesion 1"])
 
 
+@pytest.mark.slow
 def test_rtstruct_masks_rasterised_on_each_grid(tmp_path):
     root = tmp_path / "rt"
     write_study(root, masks="rtstruct")
@@ -198,20 +210,3 @@ def test_mask_outside_its_image_is_an_error_naming_the_seg(study, tmp_path):
                                               r"'Lesion 1' falls outside the dce image \(32 of 32 mask voxels"):
         process_patient(s.patients[0], s.config, tmp_path / "res", study_dir=d)
 
-
-def test_implausible_header_value_is_a_warning_naming_the_file(study, tmp_path):
-    """A DCE series whose RepetitionTime was stored in s (0.004) instead of ms: the patient still runs
-    (the value is used as written) and the warning names the file, the tag and the probable unit."""
-    root, _ = study
-    import shutil
-
-    d = tmp_path / "tr"
-    shutil.copytree(root, d)
-    for f in (d / "mr" / "dce").iterdir():
-        ds = pydicom.dcmread(f)
-        ds.RepetitionTime = 0.004
-        ds.save_as(f)
-    s = discover_study(d)
-    out = process_patient(s.patients[0], s.config, tmp_path / "res", study_dir=d)
-    w = [x for x in out.warnings if "repetition time" in x]
-    assert len(w) == 1 and "mr/dce/im00000.dcm RepetitionTime" in w[0] and "4e-06" in w[0]
