@@ -27,3 +27,11 @@ def test_recist_and_mrecist_lesions_below_10mm_are_ne():
     assert patient["response"] == "PR"   # targets chosen by the engine: the measurable lesion only
     rows, _ = grade("mrecist", {"a": 40.0}, {"a": 0.0})
     assert rows["a"]["response"] == "CR" and rows["a"]["response_criteria"] == "mRECIST"
+
+
+def test_eortc_on_suvmax():
+    # EORTC 1999 after therapy: -25 % or more PMR, +25 % or more PMD (SUVmax, g/mL)
+    rows, patient = grade("eortc", {"1": 10.0, "2": 8.0}, {"1": 6.0, "2": 10.4})
+    assert rows["1"]["response"] == "PMR" and rows["2"]["response"] == "PMD"
+    assert rows["1"]["response_measure"] == "SUVmax" and rows["1"]["response_criteria"] == "EORTC 1999"
+    assert patient["response"] == "SMD"   # patient: sum of SUVmax 18 -> 16.4 (-8.9 %)
