@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from ..errors import TheraquantError
 from ..image import Image
 from ._anatomy import Anatomy, Lesion, blur, grid, make_anatomy
-from ._headers import TRACERS, VENDORS, da, pet_headers, tm
+from ._headers import TRACERS, VENDORS, da, pet_headers
 from ._response_model import (PRRT_MODEL, TARE_MODEL, TBP_CUTOFF, draw_categories, _biomarkers)
 
 __all__ = ["PhantomStudy", "write_tare_study", "write_prrt_study", "TRUTH_COLUMNS"]
