@@ -221,3 +221,13 @@ def test_progress_counts_every_file(tare_study):
 ])
 def test_segment_labels(label, expected):
     assert parse_segment_label(label) == expected
+
+
+def test_headers_read_on_an_executor_give_the_same_study(tare_study):
+    from concurrent.futures import ThreadPoolExecutor
+
+    root, _ = tare_study
+    plain = discover_study(root)
+    with ThreadPoolExecutor(2) as ex:
+        pooled = discover_study(root, executor=ex)
+    assert pooled.patients == plain.patients and pooled.problems == plain.problems

@@ -525,15 +525,39 @@ _CHUNK = 256
 
 
 def _read_chunk(paths: list[Path]) -> list[_Header | str]:
-    return [_read_header(p) for p in paths]
+    """Headers of some files (value validation off while reading: discovery checks what it uses)."""
+    from pydicom import config
+
+    before = config.settings.reading_validation_mode
+    config.settings.reading_validation_mode = config.IGNORE
+    try:
+        return [_read_header(p) for p in paths]
+    finally:
+        config.settings.reading_validation_mode = before
 
 
-def _read_headers(files: list[Path], progress: Optional[Callable[[int, int], None]]) -> list[_Header | str]:
-    """Headers of every file, in order; in a few processes for large studies (header parsing is CPU-bound)."""
+def _read_headers(files: list[Path], progress: Optional[Callable[[int, int], None]],
+                  executor: Any = None) -> list[_Header | str]:
+    """Headers of every file, in order; on ``executor`` (e.g. the run's Dask client) or in a few processes
+    for large studies (header parsing is CPU-bound)."""
     import os
 
+    if executor is not None and len(files) > _CHUNK:
+        chunks = [files[i:i + _CHUNK] for i in range(0, len(files), _CHUNK)]
+        try:
+            futures = [executor.submit(_read_chunk, c, pure=False) if _is_dask(executor)
+                       else executor.submit(_read_chunk, c) for c in chunks]
+            out, done = [], 0
+            for fut, c in zip(futures, chunks):
+                out += fut.result()
+                done += len(c)
+                if progress is not None:
+                    progress(done, len(files))
+            return out
+        except Exception:  # noqa: BLE001 - the executor failed (a worker died...): read here, in turn
+            pass
     n_cpu = os.cpu_count() or 1
-    if len(files) >= _PARALLEL_MIN_FILES and n_cpu > 1:
+    if executor is None and len(files) >= _PARALLEL_MIN_FILES and n_cpu > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -552,12 +576,16 @@ def _read_headers(files: list[Path], progress: Optional[Callable[[int, int], Non
             return [h for chunk in out for h in (chunk or [])]
         except Exception:  # noqa: BLE001 - no child processes here (e.g. inside a daemon worker): read in turn
             pass
-    headers = []
-    for i, f in enumerate(files):
-        headers.append(_read_header(f))
+    headers: list[_Header | str] = []
+    for i in range(0, len(files), 64):
+        headers += _read_chunk(files[i:i + 64])
         if progress is not None:
-            progress(i + 1, len(files))
+            progress(len(headers), len(files))
     return headers
+
+
+def _is_dask(executor: Any) -> bool:
+    return type(executor).__module__.startswith("distributed")
 
 
 def _walk(study_dir: Path) -> list[Path]:
@@ -821,7 +849,7 @@ def pseudonym_for(index: int) -> str:
 
 
 def discover_study(study_dir: str | Path, *, config: StudyConfig | None = None,
-                   progress: Optional[Callable[[int, int], None]] = None) -> Study:
+                   progress: Optional[Callable[[int, int], None]] = None, executor: Any = None) -> Study:
     """Discover the patients, sessions, series roles and time points of a study folder.
 
     Only DICOM headers are read; nothing needs renaming. Non-DICOM or unreadable files are
@@ -835,6 +863,9 @@ def discover_study(study_dir: str | Path, *, config: StudyConfig | None = None,
         Settings; default: ``load_config(study_dir)``.
     progress : callable, optional
         ``progress(done, total)`` in files.
+    executor : concurrent.futures.Executor or distributed.Client, optional
+        Reads the headers in chunks on it (:func:`run_study` passes its Dask client); default:
+        in this process, or in a few reader processes for studies of 4,000 files or more.
 
     Returns
     -------
@@ -860,7 +891,7 @@ def discover_study(study_dir: str | Path, *, config: StudyConfig | None = None,
     problems: list[str] = []
     by_patient: dict[str, dict[str, list[_Header]]] = {}
     n_dicom = 0
-    for f, h in zip(files, _read_headers(files, progress)):
+    for f, h in zip(files, _read_headers(files, progress, executor)):
         if isinstance(h, str):
             problems.append(Problem("", _rel(f, root), "file", h))
         elif h.modality not in ("MR", "CT", "PT", "NM", "SEG", "RTSTRUCT") and not h.patient_id:

@@ -611,10 +611,6 @@ def run_study(study_dir: str | Path, settings: RunSettings, *, config: StudyConf
         Bad folder or settings, a resume that does not match the earlier run, no patient in the
         study. A failing patient never raises: it is a row of ``failures.csv``.
     """
-    import pandas as pd
-
-    from ..io import write_json, write_table
-
     t_start = time.perf_counter()
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     root = Path(study_dir).expanduser()
@@ -633,10 +629,32 @@ def run_study(study_dir: str | Path, settings: RunSettings, *, config: StudyConf
     process = process or _default_process()
     private = not settings.show_identifiers
     manifest_before = _prepare_results(out, settings, root)
+    own_client = client is None
+    cluster = None
+    if own_client:
+        client, cluster = _start_client(settings)  # first: its workers read the headers too
+    try:
+        return _run_study(root, out, settings, config, process, client, manifest_before, started, t_start, private)
+    finally:
+        if own_client:
+            with contextlib.suppress(Exception):
+                client.close()
+            if cluster is not None:
+                with contextlib.suppress(Exception):
+                    cluster.close()
+
+
+def _run_study(root: Path, out: Path, settings: RunSettings, config: StudyConfig, process: Callable, client: Any,
+               manifest_before: Optional[dict], started: str, t_start: float, private: bool) -> StudyRun:
+    import pandas as pd
+
+    from ..io import write_json, write_table
+
     notes: list[str] = []
     with _Reporter(settings.quiet) as rep:
         rep.bar("files", "discovery", None, "files")
-        study = discover_study(root, config=config, progress=lambda d, t: rep.update("files", d, t))
+        study = discover_study(root, config=config, progress=lambda d, t: rep.update("files", d, t),
+                               executor=client)
         for q in study.problems:
             rep.line(f"problem: {q}", "yellow")
         if not study.patients:
@@ -833,39 +851,27 @@ def _run_patients(todo: list[PatientStudy], config: StudyConfig, out: Path, root
     """Submit one Dask task per patient; record each as it finishes (manifest updated atomically)."""
     from distributed import as_completed
 
-    own = client is None
-    cluster = None
-    if own:
-        client, cluster = _start_client(settings)
     ran: list[str] = []
-    try:
-        futures = {}
-        for p in todo:
-            fut = client.submit(_patient_task, p, config, str(out), str(root), process, shash, private,
-                                key=f"theraquant-patient-{p.pseudonym}-{shash[:8]}-{time.time_ns()}", pure=False)
-            futures[fut] = p
-        done = n_done
-        for fut in as_completed(list(futures)):
-            p = futures[fut]
-            try:
-                res = fut.result()
-            except Exception as exc:  # noqa: BLE001 - a dead worker (memory, crash): this patient failed
-                res = _worker_lost(p, out, shash, private, exc, settings)
-            status[p.pseudonym] = {"status": res["status"], "seconds": round(float(res["seconds"]), 3)}
-            ran.append(p.pseudonym)
-            done += 1
-            rep.update("patients", done, last=f"{p.pseudonym} {res['status']}")
-            if res["status"] != "ok":
-                rep.line(f"{p.pseudonym}: {res['status']} ({res.get('n_failures', 0)} failure(s), see failures.csv)",
-                         "yellow")
-            _write_manifest(out, settings_rec, patients=status, study=study, complete=False, started=started)
-    finally:
-        if own:
-            with contextlib.suppress(Exception):
-                client.close()
-            if cluster is not None:
-                with contextlib.suppress(Exception):
-                    cluster.close()
+    futures = {}
+    for p in todo:
+        fut = client.submit(_patient_task, p, config, str(out), str(root), process, shash, private,
+                            key=f"theraquant-patient-{p.pseudonym}-{shash[:8]}-{time.time_ns()}", pure=False)
+        futures[fut] = p
+    done = n_done
+    for fut in as_completed(list(futures)):
+        p = futures[fut]
+        try:
+            res = fut.result()
+        except Exception as exc:  # noqa: BLE001 - a dead worker (memory, crash): this patient failed
+            res = _worker_lost(p, out, shash, private, exc, settings)
+        status[p.pseudonym] = {"status": res["status"], "seconds": round(float(res["seconds"]), 3)}
+        ran.append(p.pseudonym)
+        done += 1
+        rep.update("patients", done, last=f"{p.pseudonym} {res['status']}")
+        if res["status"] != "ok":
+            rep.line(f"{p.pseudonym}: {res['status']} ({res.get('n_failures', 0)} failure(s), see failures.csv)",
+                     "yellow")
+        _write_manifest(out, settings_rec, patients=status, study=study, complete=False, started=started)
     return ran
 
 
