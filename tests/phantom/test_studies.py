@@ -233,18 +233,25 @@ def test_prrt_layout_spect_kinetics_and_recist_sizes(prrt, prrt_series):
                                          method="ldm")
             gy = float(np.asarray(gy)[0, 0, 0]) / 1.0  # Gy for tia_per_ml in a 1 mL voxel
             assert gy == pytest.approx(prrt.value(pid, lid, "dmean_gy"), rel=0.15)
-            # follow-up size consistent with the RECIST category
+            # follow-up size consistent with the RECIST category: the longest axial diameters of the
+            # SEG masks are the truth's (same rasterisation, exact) and clear of RECIST's boundaries
+            from theraquant import response
+
+            d0 = response.longest_axial_diameter(m.array, m.spacing_mm)
+            d1 = response.longest_axial_diameter(segs[1].masks[label].array, m.spacing_mm)
+            assert d0 == pytest.approx(prrt.value(pid, lid, "response_baseline"), abs=1e-9)
+            assert d1 == pytest.approx(prrt.value(pid, lid, "response_followup"), abs=1e-9)
             v0 = m.array.sum()
             v1 = segs[1].masks[label].array.sum()
             cat = prrt.value(pid, lid, "response")
             if cat == "CR":
-                assert v1 == 0
+                assert v1 == 0 and d1 == 0.0
             elif cat == "PR":
-                assert v1 < 0.25 * v0  # diameter x <= 0.55 -> volume x <= 0.17
+                assert v1 < 0.25 * v0 and d1 <= 0.6 * d0  # RECIST PR: <= -30 %
             elif cat == "SD":
-                assert v1 == v0
+                assert v1 == v0 and d1 == d0
             else:
-                assert v1 > 2.0 * v0  # diameter x >= 1.4 -> volume x >= 2.7
+                assert v1 > 2.0 * v0 and d1 >= 1.3 * d0 and d1 - d0 >= 7.0  # PD: >= +20 % and +5 mm
 
 
 def test_truth_table_and_reproducibility(tare, prrt, tmp_path):

@@ -57,7 +57,7 @@ UNITS = {"ktrans": "1/min", "kep": "1/min", "ve": "mL/mL", "vp": "mL/mL", "fa": 
          "v100_pct": "%", "volume_ml": "mL", "response": "", "responder": "1", "ktrans_followup": "1/min",
          "kep_followup": "1/min", "ve_followup": "mL/mL", "vp_followup": "mL/mL", "fa_followup": "1",
          "ktrans_change_pct": "%", "response_baseline": "g/mL", "response_followup": "g/mL",
-         "response_change_pct": "%", "volume_followup_ml": "mL", "kep_change_pct": "%", "ve_change_pct": "%",
+         "response_change_pct": "%", "kep_change_pct": "%", "ve_change_pct": "%",
          "vp_change_pct": "%", "dose_normal_liver_gy": "Gy"}
 RESPONSE_PERCIST = {"CR": "CMR", "PR": "PMR", "SD": "SMD", "PD": "PMD"}
 
@@ -321,8 +321,8 @@ def _write_pet(w: _Writer, day: date, label: str, desc: str, suv_or_bq: NDArray,
     return _write(ref.with_array(bq * scale), w, day, label, desc, modality, h, scan)
 
 
-def _row(rows: list, pid: str, lesion: str, name: str, value: Any) -> None:
-    rows.append((pid, str(lesion), name, UNITS.get(name, ""), value))
+def _row(rows: list, pid: str, lesion: str, name: str, value: Any, unit: str | None = None) -> None:
+    rows.append((pid, str(lesion), name, UNITS.get(name, "") if unit is None else unit, value))
 
 
 def _solve_uptake(build: Callable[[NDArray], NDArray], measure: Callable[[NDArray], NDArray], target: NDArray,
@@ -684,12 +684,29 @@ def _prrt_patient(root: Path, i: int, seed: int) -> tuple[list[tuple], dict[str,
     probs = PRRT_MODEL.probabilities([tv[(l, "dmean_gy")] for l in lids], [tv[(l, "ktrans")] for l in lids],
                                      [tv[(l, "vp")] for l in lids])
     cats = draw_categories(probs, rng)
+    from .. import response
+
     fu_lesions = []
     fu_params = {}
+    diam: dict[str, tuple[float, float]] = {}
+    mr_ref = ses["ref"]
     for les, c in zip(anat.lesions, cats):
         r0 = les.radius_mm
         r1 = {"CR": 0.0, "PR": r0 * rng.uniform(0.45, 0.55), "SD": r0,
               "PD": max(r0 * rng.uniform(1.4, 1.5), r0 + 4.0)}[c]
+        # the longest axial diameter of the rasterised masks (as a reader measures it) must sit
+        # clear of RECIST's boundaries: PR <= -40 %, PD >= +30 % and >= +7 mm
+        d0 = response.longest_axial_diameter(m[f"lesion {les.lesion_id}"], MR_SPACING)
+        for _ in range(20):
+            one = anat.masks(mr_ref, lesions=(les.resized(r1),))[f"lesion {les.lesion_id}"]
+            d1 = response.longest_axial_diameter(one, MR_SPACING) if r1 > 0 else 0.0
+            if c == "PR" and (d1 > 0.6 * d0 or d1 == 0.0):
+                r1 = r1 * 0.92 if d1 > 0 else r1 * 1.15
+            elif c == "PD" and (d1 < 1.3 * d0 or d1 - d0 < 7.0):
+                r1 *= 1.08
+            else:
+                break
+        diam[les.lesion_id] = (d0, d1)
         fu_lesions.append(les.resized(r1))
         f = {"CR": 0.0, "PR": rng.uniform(0.5, 0.7), "SD": rng.uniform(0.9, 1.1), "PD": rng.uniform(1.0, 1.2)}[c]
         fu_params[les.lesion_id] = dict(params[les.lesion_id], ktrans=params[les.lesion_id]["ktrans"] * max(f, 0.1))
@@ -704,7 +721,10 @@ def _prrt_patient(root: Path, i: int, seed: int) -> tuple[list[tuple], dict[str,
     for j, lid in enumerate(lids):
         _row(rows, pid, lid, "response", RECIST_CATEGORY[cats[j]])
         _row(rows, pid, lid, "responder", float(cats[j] in ("CR", "PR")))
-        _row(rows, pid, lid, "volume_followup_ml", float(mf[f"lesion {lid}"].sum() * vox_ml))
+        d0, d1 = diam[lid]
+        _row(rows, pid, lid, "response_baseline", d0, "mm")
+        _row(rows, pid, lid, "response_followup", d1, "mm")
+        _row(rows, pid, lid, "response_change_pct", 100.0 * (d1 / d0 - 1.0))
         if cats[j] != "CR":
             lm = mf[f"lesion {lid}"]
             for name, key in (("ktrans", "Ktrans"), ("kep", "kep"), ("ve", "ve"), ("vp", "vp")):
