@@ -89,6 +89,10 @@ def test_pet_vendor_conventions_give_suv(tmp_path, vendor):
                 "philips": "(7053,1000)"}[vendor]
     assert expected in decisions
     ds = pydicom.dcmread(next(p for p in tmp_path.iterdir()))
+    assert "DECY" in ds.CorrectedImage and "ATTN" in ds.CorrectedImage
+    assert float(ds.PatientWeight) == 72.4 and float(ds.PatientSize) == 1.78
+    assert ds.DecayCorrection == ("ADMIN" if vendor == "ge_admin" else "START")
+    assert ds.Units == ("CNTS" if vendor == "philips" else "BQML")
     rp = ds.RadiopharmaceuticalInformationSequence[0]
     assert "FMISO" in rp.Radiopharmaceutical and rp.RadionuclideCodeSequence[0].CodeMeaning == "^18^Fluorine"
     # per-slice RescaleSlope: the faint slice 0 has a smaller slope than the others
