@@ -13,6 +13,7 @@ import os
 import queue
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -24,6 +25,15 @@ __all__ = ["find_chromium", "Chromium", "FLAGS", "section_screenshots"]
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio")
+
+
+_TRAMPOLINE = (
+    "import os, sys\n"
+    "a, b = os.dup(int(sys.argv[1])), os.dup(int(sys.argv[2]))\n"  # dup first: the ends may be 3 or 4
+    "os.dup2(a, 3); os.dup2(b, 4)\n"
+    "os.set_inheritable(3, True); os.set_inheritable(4, True)\n"  # dup2(3, 3) keeps dup's close-on-exec
+    "os.closerange(5, 1024)\n"
+    "os.execv(sys.argv[3], sys.argv[3:])\n")
 
 
 def find_chromium() -> str | None:
@@ -74,16 +84,14 @@ class Chromium:
         to_child_r, self._to_child = os.pipe()
         self._from_child, from_child_w = os.pipe()
 
-        def wire() -> None:  # in the child, before exec: the pipe ends become fds 3 and 4
-            a, b = os.dup(to_child_r), os.dup(from_child_w)
-            os.dup2(a, 3)
-            os.dup2(b, 4)
-
         args = [self.binary, *FLAGS, "--remote-debugging-pipe", f"--user-data-dir={self._profile}",
                 f"--window-size={self.width},{self.height}", "about:blank"]
+        # The browser reads fd 3 and writes fd 4. A single-threaded Python trampoline moves the pipe
+        # ends there and execs it (preexec_fn is unsafe here: pyarrow and others run threads).
         with open(Path(self._profile, "stderr.log"), "wb") as log:
-            self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                          stderr=log, close_fds=False, preexec_fn=wire)
+            self._proc = subprocess.Popen([sys.executable, "-c", _TRAMPOLINE, str(to_child_r), str(from_child_w), *args],
+                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                                          pass_fds=(to_child_r, from_child_w))
         os.close(to_child_r)
         os.close(from_child_w)
         self._reader = threading.Thread(target=self._read, daemon=True)

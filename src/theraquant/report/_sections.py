@@ -377,8 +377,8 @@ def cohort_section(res: Results) -> Section:
         how = reg.get("description") or {"GEE": "GEE logistic regression, exchangeable correlation within patients",
                                          "GLM": "GLM logistic regression (lesions independent)"}.get(str(method), str(method))
         sec.blocks.append(Heading(f"Regression ({method})"))
-        rows = [[r.get("term"), r.get("odds_ratio"), fmt_ci(r.get("ci_low"), r.get("ci_high")), r.get("p")]
-                for r in reg["rows"]]
+        rows = [[column_label(str(r.get("term"))) if r.get("term") in COLUMN_INFO else r.get("term"),
+                 r.get("odds_ratio"), fmt_ci(r.get("ci_low"), r.get("ci_high")), r.get("p")] for r in reg["rows"]]
         sec.blocks.append(Table(["term", "odds ratio (per marker unit)", "95 % CI", "p"], rows,
                                 caption=f"{how}: odds ratios of response."))
     pred = coh.get("predictor")
