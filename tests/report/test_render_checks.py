@@ -109,3 +109,19 @@ def test_pdf_pages_render_and_are_not_blank(results_dir, tmp_path):
             assert title in text
         assert "D50 = 88.7 Gy (95 % CI 61.2–116 Gy)" in text
         assert "DOE^JANE" not in text and "MRN-4711-0815" not in text
+
+
+@needs_chromium
+def test_chromium_starts_whatever_fds_the_caller_holds(tmp_path):
+    """The DevTools pipe must reach fds 3 and 4 also when the caller's pipe ends have other numbers
+    (a dup that lands on 3 or 4 is close-on-exec: a browser started after a report render once died)."""
+    import sys
+
+    code = ("import os, sys\n"
+            "held = [os.open(os.devnull, os.O_RDONLY) for _ in range(6)]\n"  # the pipes get fds >= 9
+            "from theraquant.report._chromium import Chromium\n"
+            "with Chromium(sys.argv[1]) as c:\n"
+            "    assert c.evaluate('6 * 7') == 42\n"
+            "print('ok')\n")
+    r = subprocess.run([sys.executable, "-c", code, CHROMIUM], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-1500:]
