@@ -147,11 +147,12 @@ QUANTITIES: Mapping[str, Quantity] = MappingProxyType({
         source="imaging/therapy nuclides 76 s (Rb-82) to 8 d (I-131); DICOM RadionuclideHalfLife "
                "(0018,1075) is in s"),
     "uptake_half_lives": Quantity(
-        "uptake time (injection to scan)", "half-lives", (0.0, math.inf),
+        "uptake time (injection to scan)", "half-lives", (0.0, 64.0),
         (0.0, 10.0), (), typical=0.5, lower_open=False,
         hint="the activity would have decayed more than 1000-fold: the injection date or time is probably "
              "wrong (RadiopharmaceuticalStartDateTime (0018,1078)); pass injection_time=",
-        source="10 half-lives leave < 0.1 % of the activity; no protocol scans that late"),
+        source="10 half-lives leave < 0.1 % of the activity, no protocol scans that late; after 64 not one "
+               "atom of a 1 TBq 18F injection (2^53 atoms) is left"),
     "voxel_size_mm": Quantity(
         "voxel size", "mm", (0.0, 1000.0), (0.05, 30.0), (("m", 1000.0), ("cm", 10.0), ("um", 1e-3)),
         typical=3.0, source="clinical CT/MR/PET/SPECT voxels 0.3-12 mm; preclinical down to 0.05 mm"),
