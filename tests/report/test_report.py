@@ -119,6 +119,7 @@ def test_patients_maps_curves_dvh_and_decisions(results_dir):
     tags = p.section_tags["patients"]
     for pid in ("P001", "P002", "P003"):
         assert any(a.get("id") == f"patient-{pid}" for _, a in tags)
+        assert any(t == "a" and a.get("href") == f"#patient-{pid}" for t, a in tags)  # the patient index
     # per patient: maps, concentration curves, DVH
     assert sum(t == "img" for t, _ in tags) == 9
     assert "slice through the largest lesion (lesion 1)" in text

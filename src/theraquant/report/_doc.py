@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-__all__ = ["Heading", "Paragraph", "Items", "Table", "Figure", "Section", "Block", "fmt", "fmt_ci"]
+__all__ = ["Heading", "Paragraph", "Items", "Links", "Table", "Figure", "Section", "Block", "fmt", "fmt_ci"]
 
 
 @dataclass
@@ -26,6 +26,14 @@ class Paragraph:
 class Items:
     items: list[str]
     kind: str = "p"
+
+
+@dataclass
+class Links:
+    """In-page links (``(text, anchor)``): anchors in the HTML, plain text in the PDF."""
+
+    label: str
+    links: list[tuple[str, str]]
 
 
 @dataclass
@@ -52,7 +60,7 @@ class Figure:
     height_px: int
 
 
-Block = Union[Heading, Paragraph, Items, Table, Figure]
+Block = Union[Heading, Paragraph, Items, Links, Table, Figure]
 
 
 @dataclass

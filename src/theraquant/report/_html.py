@@ -7,7 +7,7 @@ import html
 import math
 from collections.abc import Sequence
 
-from ._doc import Figure, Heading, Items, Paragraph, Section, Table
+from ._doc import Figure, Heading, Items, Links, Paragraph, Section, Table
 
 __all__ = ["to_html"]
 
@@ -27,6 +27,7 @@ h2 { font-size: 21px; margin: 6px 0 10px; }
 h3 { font-size: 17px; margin: 22px 0 6px; }
 h4 { font-size: 15px; margin: 14px 0 4px; color: var(--muted); }
 p.note { color: var(--muted); }
+p.links a { color: var(--accent); }
 p.warn, ul.warn { color: #8a3b00; }
 figure { margin: 10px 0 16px; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
@@ -142,6 +143,9 @@ def to_html(sections: Sequence[Section], *, title: str, subtitle: str) -> str:
             elif isinstance(b, Items):
                 cls = f' class="{b.kind}"' if b.kind != "p" else ""
                 body.append(f"<ul{cls}>" + "".join(f"<li>{_e(i)}</li>" for i in b.items) + "</ul>")
+            elif isinstance(b, Links):
+                body.append(f'<p class="links">{_e(b.label)} '
+                            + " · ".join(f'<a href="#{_e(a)}">{_e(t)}</a>' for t, a in b.links) + "</p>")
             elif isinstance(b, Table):
                 n += 1
                 body.append(_table(b, n))

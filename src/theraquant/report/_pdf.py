@@ -6,7 +6,7 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._doc import Figure, Heading, Items, Paragraph, Section, Table
+from ._doc import Figure, Heading, Items, Links, Paragraph, Section, Table
 
 __all__ = ["to_pdf"]
 
@@ -93,6 +93,9 @@ def to_pdf(sections: Sequence[Section], *, title: str, subtitle: str) -> bytes:
                 colour = (138, 59, 0) if b.kind == "warn" else 0
                 for item in b.items:
                     para(f"•  {item}", colour=colour, size=9)
+                pdf.ln(1)
+            elif isinstance(b, Links):
+                para(f"{b.label} " + " · ".join(t for t, _ in b.links), size=9)
                 pdf.ln(1)
             elif isinstance(b, Table):
                 _table(pdf, b, FontFace)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import _plots as plots
-from ._doc import Figure, Heading, Items, Paragraph, Section, Table, fmt, fmt_ci
+from ._doc import Figure, Heading, Items, Links, Paragraph, Section, Table, fmt, fmt_ci
 from ._load import IDENTIFIER_KEYS, Results, _find_key
 
 __all__ = ["build_sections", "column_label", "COLUMN_INFO"]
@@ -430,6 +430,8 @@ def patients_section(res: Results) -> Section:
     ids = res.patient_ids()
     if not ids:
         sec.blocks.append(Paragraph("No patients in this RESULTS folder.", kind="warn"))
+    elif len(ids) > 1:
+        sec.blocks.append(Links("Go to patient:", [(pid, f"patient-{_slug(pid)}") for pid in ids]))
     for pid in ids:
         sec.blocks.append(Heading(f"Patient {pid}", anchor=f"patient-{_slug(pid)}"))
         les = res.lesions[res.lesions["patient"] == pid] if "patient" in res.lesions.columns else pd.DataFrame()
