@@ -353,3 +353,20 @@ def test_phantom_signal_dual_input_with_t1_map_and_vessel_rois(tmp_path):
         assert np.all(np.isnan(est[~tissue]))
     tab = pd.read_csv(out / "summary.csv")
     assert set(tab["name"]) == {"liver", "hcc", "metastasis", "hypovascular"}  # vessels are inputs
+
+
+def test_fit_says_it_compiles_the_kernels_when_the_cache_is_cold(tmp_path, monkeypatch):
+    # issue #14: a first fit on an empty numba cache says so (one line) instead of a silent bar;
+    # the cold cache is simulated (the real one is warm here), warm_up is asked for this model only
+    path, mask, _ = _write_conc(tmp_path)
+    asked = []
+    monkeypatch.setattr(dce, "kernels_ready", lambda model=None: False)
+    monkeypatch.setattr(dce, "warm_up", lambda model=None: asked.append(model) or 0.0)
+    res = _ok(runner.invoke(app, ["dce", "fit", str(path), "--out", str(tmp_path / "o"), "--mask", str(mask),
+                                  "--model", "etofts", "--aif", "parker", "--aif-delay", "15"]))
+    assert f"compiling fitting kernels (once, ~{dce.COMPILE_ESTIMATE_S} s)" in res.output
+    assert asked == ["etofts"]
+    monkeypatch.setattr(dce, "kernels_ready", lambda model=None: True)
+    res = _ok(runner.invoke(app, ["dce", "fit", str(path), "--out", str(tmp_path / "o2"), "--mask", str(mask),
+                                  "--model", "etofts", "--aif", "parker", "--aif-delay", "15"]))
+    assert "compiling" not in res.output and asked == ["etofts"]

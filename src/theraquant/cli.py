@@ -407,6 +407,11 @@ def dce_fit(
         hct=hct, model=model, input_kind=input_kind, r1=r1, tr=tr, flip_angle=flip_angle, n_baseline=n_baseline,
         delay=delay_value, frame_times=None if frame_times is None else _cli_frame_times(frame_times), dt=dt,
         method=method, chunk_voxels=chunk_voxels, compress=compress, overwrite=overwrite, series_uid=series_uid)
+    from . import dce  # DCE: compile the model's fitting kernels ahead, saying so (issue #14)
+
+    if model in dce.MODELS and not dce.kernels_ready(model):  # (a wrong name fails in run_dce_fit)
+        out.print(f"compiling fitting kernels (once, ~{dce.COMPILE_ESTIMATE_S} s)")
+        dce.warm_up(model)
     with _voxel_progress(f"fitting {model}") as progress:
         run = run_dce_fit(settings, progress=progress)
     res = run.fit

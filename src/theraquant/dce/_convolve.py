@@ -229,7 +229,7 @@ def _model(code, th, ua, uv, h, uniform, f, J, want_jac, w, g):  # pragma: no co
 
 
 @njit(cache=True, parallel=True, error_model="numpy", fastmath=_FM)
-def forward_kernel(code, h, uniform, ua, uv, P, out):  # pragma: no cover - numba
+def _forward_impl(code, h, uniform, ua, uv, P, out):  # pragma: no cover - numba
     """out[i] = model(P[i]) for every voxel i; ua/uv have 1 row (shared) or one per voxel."""
     n, T = out.shape
     nb = (n + _BLOCK - 1) // _BLOCK
@@ -333,14 +333,14 @@ def _work(p, T):  # pragma: no cover - numba
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FM)
-def _eval(inp, ua, uv, th, f, J, want_jac, ws):  # pragma: no cover - numba
+def _eval(code, inp, ua, uv, th, f, J, want_jac, ws):  # pragma: no cover - numba
     """_model, or (inp.fit_delay) _model on inputs shifted by th[-1] (s) plus the delay column of J.
 
     The model is linear in its input samples, so dC/d(delay) is the model applied to the
     derivative samples -S'(t - delay) of the cubic-spline inputs.
     """
     if not inp.fit_delay:
-        _model(inp.code, th, ua, uv, inp.h, inp.uniform, f, J, want_jac, ws.w, ws.g)
+        _model(code, th, ua, uv, inp.h, inp.uniform, f, J, want_jac, ws.w, ws.g)
         return
     ts = inp.ts
     sb = ws.sb
@@ -353,15 +353,15 @@ def _eval(inp, ua, uv, th, f, J, want_jac, ws):  # pragma: no cover - numba
         for i in range(ts.shape[0]):
             sb[1, i] = sb[0, i]
             sb[3, i] = sb[2, i]
-    _model(inp.code, th, sb[0], sb[1], inp.h, inp.uniform, f, J, want_jac, ws.w, ws.g)
+    _model(code, th, sb[0], sb[1], inp.h, inp.uniform, f, J, want_jac, ws.w, ws.g)
     if want_jac:
-        _model(inp.code, th, sb[2], sb[3], inp.h, inp.uniform, sb[4], J, False, ws.w, ws.g)
+        _model(code, th, sb[2], sb[3], inp.h, inp.uniform, sb[4], J, False, ws.w, ws.g)
         for i in range(ts.shape[0]):
             J[p - 1, i] = sb[4, i]
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FM)
-def _lm_one(inp, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se, ws):  # pragma: no cover - numba
+def _lm_one(code, inp, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se, ws):  # pragma: no cover - numba
     """Bounded Levenberg-Marquardt for one voxel. Returns (sse, status).
 
     status: 1 converged, 2 iteration limit reached, -1 non-finite data, -2 non-finite result.
@@ -388,7 +388,7 @@ def _lm_one(inp, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se, ws):  # pragma:
         if not np.isfinite(v):
             v = 0.5 * (lo[j] + hi[j])
         pout[j] = min(max(v, lo[j]), hi[j])
-    _eval(inp, ua, uv, pout, f, J, True, ws)
+    _eval(code, inp, ua, uv, pout, f, J, True, ws)
     sse = 0.0
     for i in range(T):
         r[i] = y[i] - f[i]
@@ -440,7 +440,7 @@ def _lm_one(inp, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se, ws):  # pragma:
                 accepted = True  # the (Gauss-Newton-like) step is negligible: converged
                 status = 1
                 break
-            _eval(inp, ua, uv, pn, fn, Jn, True, ws)
+            _eval(code, inp, ua, uv, pn, fn, Jn, True, ws)
             ssen = 0.0
             for i in range(T):
                 d = y[i] - fn[i]
@@ -484,7 +484,7 @@ def _lm_one(inp, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se, ws):  # pragma:
 
 
 @njit(cache=True, parallel=True, error_model="numpy", fastmath=_FM)
-def lm_kernel(inp, Y, P0, lo, hi, max_iter, tol, P, SE, SSE, STATUS):  # pragma: no cover
+def _lm_impl(code, inp, Y, P0, lo, hi, max_iter, tol, P, SE, SSE, STATUS):  # pragma: no cover
     """Batched bounded Levenberg-Marquardt over all voxels (rows of Y), parallel over blocks.
 
     ``inp`` is a :data:`ModelInputs`; its ``ua``/``uv`` are (1, T) (shared) or (n, T) (per
@@ -519,7 +519,7 @@ def lm_kernel(inp, Y, P0, lo, hi, max_iter, tol, P, SE, SSE, STATUS):  # pragma:
                 y[k] = Y[i, k]
             for j in range(p):
                 p0[j] = P0[i, j]
-            s, st = _lm_one(inp, arow, vrow, y, p0, lo, hi, max_iter, tol, pout, se, ws)
+            s, st = _lm_one(code, inp, arow, vrow, y, p0, lo, hi, max_iter, tol, pout, se, ws)
             for j in range(p):
                 P[i, j] = pout[j]
                 SE[i, j] = se[j]
@@ -535,7 +535,7 @@ def _cumtrapz1(y, h, out):  # pragma: no cover - numba
 
 
 @njit(cache=True, parallel=True, error_model="numpy", fastmath=_FM)
-def linear_kernel(code, h, ua, uv, Y, X):  # pragma: no cover - numba
+def _linear_impl(code, h, ua, uv, Y, X):  # pragma: no cover - numba
     """Linear least squares of the model's integral form, per voxel (raw coefficients X).
 
     Columns (c: tissue, a/v: arterial/portal input, I: running integral):
@@ -634,3 +634,27 @@ def row_stats(Y, sst):  # pragma: no cover - numba
             acc += d * d
             tot += Y[k, i] * Y[k, i]
         sst[k] = acc if (acc > 1e-20 * tot or acc != acc) else 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry points. The model code is a run-time argument: one compiled kernel serves all seven
+# models. (Specialising per model, the code a compile-time constant, was measured: it saves
+# only ~20 % of one model's compile time and multiplies the time to compile all of them.)
+def lm_kernel(inp, Y, P0, lo, hi, max_iter, tol, P, SE, SSE, STATUS):
+    """Batched bounded Levenberg-Marquardt over all voxels (rows of Y), parallel over blocks.
+
+    ``inp`` is a :data:`ModelInputs` (``inp.code`` picks the model's kernel); its ``ua``/``uv``
+    are (1, T) (shared) or (n, T) (per voxel). max_iter = 0 only evaluates the SSE and
+    standard errors at P0 (clipped to the bounds). Results go to P, SE (n, p), SSE, STATUS (n,).
+    """
+    _lm_impl(inp.code, inp, Y, P0, lo, hi, max_iter, tol, P, SE, SSE, STATUS)
+
+
+def forward_kernel(code, h, uniform, ua, uv, P, out):
+    """out[i] = model(P[i]) for every voxel i; ua/uv have 1 row (shared) or one per voxel."""
+    _forward_impl(code, h, uniform, ua, uv, P, out)
+
+
+def linear_kernel(code, h, ua, uv, Y, X):
+    """Linear least squares of model ``code``'s integral form per voxel (see ``_linear_impl``)."""
+    _linear_impl(code, h, ua, uv, Y, X)

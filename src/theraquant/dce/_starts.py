@@ -65,7 +65,7 @@ def _nnls2(g11, g12, g22, d1, d2, yy):  # pragma: no cover - numba
 
 
 @njit(cache=True, parallel=True, error_model="numpy", fastmath=_FM)
-def _grid_kernel(code, Y, ua, uv, ks, Fa, Fv, G, fas, P0, SSE0, second):  # pragma: no cover - numba
+def _grid_impl(code, Y, ua, uv, ks, Fa, Fv, G, fas, P0, SSE0, second):  # pragma: no cover - numba
     """Best grid point of every voxel (rows of Y), converted to the model's parameters."""
     n, T = Y.shape
     K = ks.shape[0]
@@ -212,7 +212,7 @@ def grid_start(code: int, h: np.ndarray, uniform: bool, ua: np.ndarray, uv: np.n
     p = lo.size
     P0 = np.empty((n, p))
     SSE0 = np.empty(n)
-    _grid_kernel(code, Y, np.ascontiguousarray(ua), np.ascontiguousarray(uv), ks, Fa, Fv, G, _FA, P0, SSE0,
+    _grid_impl(code, Y, np.ascontiguousarray(ua), np.ascontiguousarray(uv), ks, Fa, Fv, G, _FA, P0, SSE0,
                  bool(second))
     with np.errstate(invalid="ignore"):
         P0 = np.clip(P0, lo, hi)
