@@ -221,7 +221,7 @@ def write_dicom_series(image: Image, out_dir: str | Path, *, modality: str, head
     ds.SeriesNumber = int(series_number)
     ds.PositionReferenceIndicator = ""
     ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.PatientName = "ANONYMOUS"
+    ds.PatientName = "ANONYMOUS^"
     ds.PatientID = "UNKNOWN"
     ds.PatientBirthDate = ""
     ds.PatientSex = ""
@@ -247,7 +247,6 @@ def write_dicom_series(image: Image, out_dir: str | Path, *, modality: str, head
     if modality == "PT":
         ds.CorrectedImage = ["ATTN", "SCAT", "DECY", "RAN", "DTIM", "NORM"]
         ds.NumberOfSlices = nz
-        ds.ImageIndex = 1
     if modality == "NM":
         ds.NumberOfFrames = 1
     if nt > 1:
