@@ -237,3 +237,25 @@ def write_prrt_study(root: Path) -> dict:
             ds.save_as(f)
     (root / "study.yaml").write_text(f"therapy:\n  date: {therapy.isoformat()}\n  type: prrt\n")
     return {"a0": a0, "lambda_per_h": lam, "pet_masks": pet}
+
+
+def write_mr_followup_study(root: Path) -> None:
+    """One patient: DCE + SEG at baseline (day -7) and a plain 3-D MR with its SEG at follow-up (day +60),
+    lesion 1 shrunk to a 2 x 2 pixel square (RECIST from the masks of a non-DCE series)."""
+    d0, therapy, dfu = dt.date(2026, 3, 2), dt.date(2026, 3, 9), dt.date(2026, 5, 8)
+    for_uid = generate_uid()
+    m = {k: v for k, v in _masks().items() if k not in ("Blood pool", "Muscle")}
+    _dce_series(root, "mr_base", generate_uid(), for_uid, d0, m, TRUTH)
+    mf = {k: v.copy() for k, v in m.items()}
+    mf["Lesion 1"][:] = False
+    mf["Lesion 1"][2:4, 7:9, 7:9] = True
+    uid, st = generate_uid(), generate_uid()
+
+    def t2(ds, t):
+        ds.FlipAngle, ds.RepetitionTime, ds.EchoTime, ds.AcquisitionTime = 90.0, 3000.0, 80.0, "100000"
+    _write(root / "mr_fu", np.where(mf["Liver"], 500.0, 100.0), SP_MR,
+           lambda: _base(st, uid, for_uid, "MR", "1.2.840.10008.5.1.4.1.1.4", dfu, "T2 follow-up"), per_frame=t2)
+    src = io.read_dicom_series(root / "mr_fu").meta["headers"]
+    io.write_seg({k: Image(v, Image.from_spacing(np.zeros(SHAPE_MR), SP_MR).affine) for k, v in mf.items()},
+                 src, root / "mr_fu_seg" / "seg.dcm")
+    (root / "study.yaml").write_text(f"therapy:\n  date: {therapy.isoformat()}\n  type: prrt\n")

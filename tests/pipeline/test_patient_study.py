@@ -210,3 +210,19 @@ def test_mask_outside_its_image_is_an_error_naming_the_seg(study, tmp_path):
                                               r"'Lesion 1' falls outside the dce image \(32 of 32 mask voxels"):
         process_patient(s.patients[0], s.config, tmp_path / "res", study_dir=d)
 
+
+
+@pytest.mark.slow
+def test_recist_on_a_plain_mr_followup(tmp_path):
+    """No follow-up DCE: RECIST 1.1 measures the masks of the first MR series after therapy that has a SEG."""
+    root = tmp_path / "mrfu"
+    _ps.write_mr_followup_study(root)
+    s = discover_study(root)
+    p = s.patients[0]
+    assert "dce_followup" not in p.timepoints and any(x.role == "mr" for x in p.series)
+    out = process_patient(p, s.config, tmp_path / "res", study_dir=root)
+    assert out.failures == (), out.failures
+    les = out.lesions.set_index("lesion")
+    assert les.loc["1", "response_followup"] == pytest.approx(np.hypot(4, 4))
+    assert les.loc["1", "response"] == "PR" and les.loc["2", "response"] == "SD"
+    assert (tmp_path / "res" / "patients" / p.pseudonym / "masks" / "mr_followup.nii.gz").is_file()

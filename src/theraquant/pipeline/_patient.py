@@ -658,11 +658,23 @@ def _criteria(run: _Run) -> Optional[str]:
 
 
 def _mr_measure_series(run: _Run, which: str) -> Any:
+    """The MR series whose masks are measured: the DCE time point, else the last MR (first after therapy
+    for ``followup``) series with a SEG/RTSTRUCT referencing it, by the therapy date."""
     tp = run.p.timepoints
     key = f"dce_{which}"
     if key in tp:
         return tp[key], key
-    return None, None
+    therapy = run.p.therapy_date
+    if therapy is None:
+        return None, None
+    cands = [s for s in run.p.series if s.role in ("mr", "dce") and s.date is not None
+             and any(set(s.series_uids) & set(m.referenced_series_uids) for m in run.p.series
+                     if m.role in ("seg", "rtstruct"))]
+    if which == "baseline":
+        cands = sorted((s for s in cands if s.date <= therapy), key=lambda s: s.acquired or datetime.min)
+        return (cands[-1], "mr_baseline") if cands else (None, None)
+    cands = sorted((s for s in cands if s.date > therapy), key=lambda s: s.acquired or datetime.min)
+    return (cands[0], "mr_followup") if cands else (None, None)
 
 
 def _response_step(run: _Run) -> None:
@@ -733,7 +745,9 @@ def _response_step(run: _Run) -> None:
         if sb is None or sf is None:
             raise TheraquantError(f"response.criteria is {crit} but the patient lacks a "
                                   f"{'baseline' if sb is None else 'follow-up'} MR series with lesion masks")
-        for s, grid, target in ((sb, "dce", base), (sf, "dce_followup", fu)):
+        gb = "dce" if kb == "dce_baseline" else "mr_baseline"
+        gf = "dce_followup" if kf == "dce_followup" else "mr_followup"
+        for s, grid, target in ((sb, gb, base), (sf, gf, fu)):
             if grid in run.grids:
                 ref_img, reg, _ = run.grids[grid]
             else:
@@ -830,7 +844,7 @@ def _histograms(run: _Run) -> None:
 
 
 def _volumes(run: _Run) -> None:
-    order = ("dce", "fmiso", "fdg_baseline", "y90", "lu177")
+    order = ("dce", "mr_baseline", "fmiso", "fdg_baseline", "y90", "lu177")
     for lid in run.rows:
         for grid in order:
             if grid in run.grids:
