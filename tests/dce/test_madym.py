@@ -110,8 +110,11 @@ def test_forward_model_with_cubic_shift_of_sampled_inputs(madym):
     assert np.max(np.abs(sim - ref)) < 0.01 * ref.max()
 
 
-# Madym's relative tolerances for fits of the noisy curves (README).
-FIT_TOL = {"ETM": 0.1, "2CXM": 0.2, "PATLAK": 0.5, "DIETM": 0.5, "DISCM": 0.5}
+# Relative tolerances for fits of the noisy curves: about 3x the largest error measured over the
+# model's parameters and delay (ETM 0.67 % (Ktrans), PATLAK 0.42 % (delay), 2CXM 1.21 % (PS),
+# DIETM 2.54 % (vp), DISCM 2.90 % (fa); theraquant 2026-12-03), so a regression fails; Madym's
+# README allows 10-50 %, which passes almost anything.
+FIT_TOL = {"ETM": 0.02, "2CXM": 0.04, "PATLAK": 0.015, "DIETM": 0.08, "DISCM": 0.09}
 
 
 @pytest.mark.parametrize("madym", MODELS)
