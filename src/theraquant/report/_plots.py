@@ -192,6 +192,7 @@ def maps_figure(panels: Sequence[MapPanel]):
     from matplotlib.cm import ScalarMappable
     from matplotlib.collections import LineCollection
     from matplotlib.colors import Normalize
+    from matplotlib.ticker import MaxNLocator
     n = len(panels)
     ncol = min(n, 4)
     nrow = int(np.ceil(n / ncol))
@@ -237,7 +238,7 @@ def maps_figure(panels: Sequence[MapPanel]):
                 ax.text(p.extent[0] + (xs.max() + 1.0) * sx, p.extent[3] + ys.min() * sy, label, color="w",
                         fontsize=7.5, fontweight="bold", bbox={"facecolor": "k", "alpha": 0.55, "pad": 1, "lw": 0})
         cax = ax.inset_axes((1.04, 0.0, 0.06, 1.0))  # no re-gridding of the figure: cheaper than ax=
-        cb = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax)
+        cb = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax, ticks=MaxNLocator(5))
         cb.set_label(p.unit, fontsize=8)
         cb.ax.tick_params(labelsize=7.5)
         ax.set_title(p.title + (f"\n{p.note}" if p.note else ""), fontsize=9)
