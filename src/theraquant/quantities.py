@@ -149,8 +149,9 @@ QUANTITIES: Mapping[str, Quantity] = MappingProxyType({
     "uptake_half_lives": Quantity(
         "uptake time (injection to scan)", "half-lives", (0.0, 64.0),
         (0.0, 10.0), (), typical=0.5, lower_open=False,
-        hint="the activity would have decayed more than 1000-fold: the injection date or time is probably "
-             "wrong (RadiopharmaceuticalStartDateTime (0018,1078)); pass injection_time=",
+        hint="the activity would have decayed more than 1000-fold: the injection date or time "
+             "(RadiopharmaceuticalStartDateTime (0018,1078)) or the half-life is probably wrong; pass "
+             "injection_time= or half_life_s=",
         source="10 half-lives leave < 0.1 % of the activity, no protocol scans that late; after 64 not one "
                "atom of a 1 TBq 18F injection (2^53 atoms) is left"),
     "voxel_size_mm": Quantity(
