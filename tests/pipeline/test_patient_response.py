@@ -35,3 +35,11 @@ def test_eortc_on_suvmax():
     assert rows["1"]["response"] == "PMR" and rows["2"]["response"] == "PMD"
     assert rows["1"]["response_measure"] == "SUVmax" and rows["1"]["response_criteria"] == "EORTC 1999"
     assert patient["response"] == "SMD"   # patient: sum of SUVmax 18 -> 16.4 (-8.9 %)
+
+
+def test_new_lesion_makes_the_patient_progress():
+    rows, patient = grade("recist", {"a": 40.0}, {"a": 20.0}, new_lesions=True)
+    assert rows["a"]["response"] == "PR" and patient["response"] == "PD"
+    rows, patient = grade("percist", {"1": 8.0}, {"1": 3.0}, reference={"mean": 2.0, "sd": 0.2},
+                          new_lesions=True)
+    assert rows["1"]["response"] == "PMR" and patient["response"] == "PMD"

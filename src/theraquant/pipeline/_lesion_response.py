@@ -33,7 +33,8 @@ def _responder(cat: str) -> float:
 
 
 def grade(criteria: str, baseline: Mapping[str, float], followup: Mapping[str, float], *,
-          reference: Mapping[str, float] | None = None) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+          reference: Mapping[str, float] | None = None,
+          new_lesions: bool = False) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Grade each lesion and the patient.
 
     Parameters
@@ -44,6 +45,8 @@ def grade(criteria: str, baseline: Mapping[str, float], followup: Mapping[str, f
         lesion that disappeared). NaN: not measured.
     reference : mapping, optional
         PERCIST liver reference: ``mean``, ``sd`` (baseline) and ``followup_mean`` (g/mL).
+    new_lesions : bool
+        Lesions segmented at follow-up only: the patient is PD / PMD (each lesion keeps its own grade).
 
     Returns
     -------
@@ -100,14 +103,16 @@ def grade(criteria: str, baseline: Mapping[str, float], followup: Mapping[str, f
                     if np.isfinite(ref.get("followup_mean", np.nan)):
                         kw["followup_reference_mean"] = ref["followup_mean"]
                 res = response.percist({i: rows[i]["response_baseline"] for i in ok},
-                                       {i: rows[i]["response_followup"] for i in ok}, strict="ignore", **kw)
+                                       {i: rows[i]["response_followup"] for i in ok}, strict="ignore",
+                                       new_lesions=new_lesions, **kw)
             elif name == "EORTC":
                 res = response.eortc({i: rows[i]["response_baseline"] for i in ok},
-                                     {i: rows[i]["response_followup"] for i in ok})
+                                     {i: rows[i]["response_followup"] for i in ok}, new_lesions=new_lesions)
             else:
                 fn = response.recist if name == "RECIST" else response.mrecist
                 res = fn([response.Lesion(i, "liver", rows[i]["response_baseline"]) for i in ok],
-                         {i: rows[i]["response_followup"] for i in ok}, select_targets=True)
+                         {i: rows[i]["response_followup"] for i in ok}, select_targets=True,
+                         new_lesions=new_lesions)
             patient = {"response": str(res.category), "response_rule": str(res.rule.text)}
     except Exception as exc:  # the patient grade must not lose the lesion grades
         patient = {"response": "NE", "response_rule": f"not graded: {exc}"}

@@ -764,7 +764,8 @@ def _response_step(run: _Run) -> None:
                 fu[lid] = 0.0  # a follow-up segmentation without this lesion: it disappeared
                 run.note(lid, "no follow-up segment for this lesion: taken as disappeared (0 mm)")
         run.settings["response"] = {"criteria": crit, "measure": "longest axial diameter from the masks"}
-    rows, patient = grade(crit, base, fu, reference=ref)
+    new = [lid for lid in fu if lid not in base]
+    rows, patient = grade(crit, base, fu, reference=ref, new_lesions=bool(new))
     for lid, vals in rows.items():
         r = run.row(lid)
         for k, v in vals.items():
@@ -773,9 +774,11 @@ def _response_step(run: _Run) -> None:
                     run.note(lid, f"response: {n}")
             else:
                 r[k] = v
-    new = [lid for lid in fu if lid not in base]
     if new:
-        run.warnings.append(f"{run.name}: lesion(s) {', '.join(new)} only at follow-up (new lesions)")
+        run.warnings.append(f"{run.name}: lesion(s) {', '.join(new)} only at follow-up (new lesions: the "
+                            "patient-level response is progression)")
+        for lid in new:
+            run.note(lid, "new at follow-up: no baseline segment")
     run.patient_row.update(patient)
 
 
