@@ -147,6 +147,12 @@ def study_section(res: Results) -> Section:
     if tps:
         parts.append("Time points: " + ", ".join(f"{k.replace('_', ' ')} ({v} patient{'s' if v != 1 else ''})"
                                                   for k, v in tps.items()) + ".")
+    lu = [len(p.get("lu177") or []) for p in (res.study.get("patients", []) if isinstance(res.study, dict) else [])
+          if isinstance(p, dict)]
+    if any(lu):
+        parts.append(f"Post-therapy 177Lu imaging: {lu[0]} time points per patient." if min(lu) == max(lu) else
+                     f"Post-therapy 177Lu imaging: median {float(np.median(lu)):g} time points per patient "
+                     f"(range {min(lu)}–{max(lu)}).")
     timing = _timing(res.study)
     if timing:
         parts.append(timing)
@@ -163,7 +169,8 @@ def study_section(res: Results) -> Section:
                 extras.append(f"{key} {fmt(v)}{' ' + unit if unit else ''}")
         parts.append(f"DCE model: {model}" + (f" ({', '.join(extras)})" if extras else "") + ".")
     thr = _setting(res, "fmiso", "threshold")
-    if thr is not None:
+    has_fmiso = roles.get("fmiso", 0) > 0 or ("t_bp" in les.columns and les["t_bp"].notna().any())
+    if thr is not None and has_fmiso:
         parts.append(f"Hypoxia: FMISO tumour-to-blood ratio above {fmt(thr)}.")
     method = _setting(res, "dosimetry", "method")
     if method:
