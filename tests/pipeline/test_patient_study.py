@@ -95,10 +95,10 @@ def test_one_patient_end_to_end(study, tmp_path):
     assert set(c["kind"]) == {"data", "fit", "aif"} and set(c.columns) == {"patient", "lesion", "session", "kind",
                                                                           "t_s", "value_mM"}
     assert set(out.dvh["lesion"]) == {"1", "2", "liver"}
-    # no identifier in anything written
+    # no identifier and no date of the patient's in anything written
     for f in pdir.rglob("*.json"):
         text = f.read_text()
-        assert "SECRET-ID-7" not in text and "Doe^Jane" not in text
+        assert "SECRET-ID-7" not in text and "Doe^Jane" not in text and "2026-03" not in text and "202603" not in text
 
 
 @pytest.mark.slow

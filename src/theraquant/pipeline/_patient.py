@@ -558,7 +558,8 @@ def _dose_step(run: _Run) -> None:
                        normalize_to_injected=dcfg.normalize_to_injected, injected_bq=info["injected_dose_Bq"],
                        liver=liver)
         run.add_map("activity_y90", act, grid, "post_therapy", series.series_uid, "Bq/mL")
-        run.settings["dose"] = {**res.settings, "decay": {k: v for k, v in info.items() if k != "decisions"},
+        run.settings["dose"] = {**res.settings, "decay": {k: v for k, v in info.items()  # intervals, not dates (results are pseudonymised)
+                                          if k not in ("decisions", "injection_datetime", "reference_datetime")},
                                 "series_uid": series.series_uid}
     else:
         series_list = list(run.p.lu177)
