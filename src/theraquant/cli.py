@@ -214,7 +214,7 @@ _RESPONSE_CATEGORIES = {"cr", "pr", "sd", "pd", "ne", "cmr", "pmr", "smd", "pmd"
 
 
 def _stats_check_table(data, path: Path, *, outcome: str, columns: list, responder: Optional[str],
-                       allow_duplicates: bool):
+                       allow_duplicates: bool, cluster: Optional[str] = None):
     """Refuse what would silently bend cohort statistics: repeated rows or lesion ids, infinite values,
     --responder values that match nothing (matched case-insensitively). Rows are counted from 1 (the
     first data row)."""
@@ -233,7 +233,8 @@ def _stats_check_table(data, path: Path, *, outcome: str, columns: list, respond
                                   "remove the copies, or pass --allow-duplicates")
         lesion = next((c for c in ("lesion_id", "lesion") if c in data.columns), None)
         if lesion is not None:
-            patient = next((c for c in ("patient", "patient_id", "subject", "pid") if c in data.columns), None)
+            patient = next((c for c in (cluster, "patient", "patient_id", "subject", "pid") if c and c in data.columns),
+                           None)  # lesion ids repeat across patients: the pair must be unique
             keys = [patient, lesion] if patient else [lesion]
             dup = (data.duplicated(subset=keys, keep=False) & data[keys].notna().all(axis=1)).to_numpy()
             if dup.any():
@@ -653,7 +654,7 @@ def stats_cmd(
     data = _stats_read_table(table)
     marker_list = [m.strip() for m in markers.split(",") if m.strip()]
     data = _stats_check_table(data, table, outcome=outcome, columns=[*marker_list, *([dose] if dose else [])],
-                              responder=responder, allow_duplicates=allow_duplicates)  # HARD
+                              responder=responder, allow_duplicates=allow_duplicates, cluster=cluster)  # HARD
     report = analyze(data, outcome, marker_list, cluster=None if no_cluster else (cluster or "auto"),
                      n_boot=n_boot, seed=seed, n_splits=folds, dose=dose, strata=_stats_parse_strata(strata),
                      group=group, paired=_stats_parse_paired(paired))
