@@ -96,18 +96,24 @@ def run_predict(model_path: str | Path, patient_dir: str | Path, out_dir: str | 
         raise TheraquantError(f"{patient_dir}: no patient's DICOM found (problems: "
                               f"{'; '.join(study.problems[:3]) or 'none'})", argument="patient_dir")
     out = prepare_out_dir(out_dir, overwrite, inputs=(patient_dir, model_path))
+    from ._patient import Failure
+    from ._privacy import date_shift_days, identifier_strings, scrub
+
     tables, failures, warnings, written = [], [], [], []
     for p in study.patients:
+        days, ids = date_shift_days(p), identifier_strings(p)
+
+        def clean(text: str) -> str:  # the same pseudonymisation as a study run's failures and warnings
+            return scrub(str(text), p, shift_days=days, identifiers=ids)
+
         try:
             res = process_patient(p, study.config, out, study_dir=study.study_dir)
         except TheraquantError as exc:
-            from ._patient import Failure
-
-            failures.append(Failure(p.pseudonym, "patient", "", str(exc)))
+            failures.append(Failure(p.pseudonym, "patient", "", clean(str(exc))))
             continue
         tables.append(res.lesions)
-        failures.extend(res.failures)
-        warnings.extend(res.warnings)
+        failures.extend(Failure(f.patient, f.step, clean(f.file), clean(f.message)) for f in res.failures)
+        warnings.extend(clean(w) for w in res.warnings)
         written.extend(res.written)
     if not tables:
         raise TheraquantError(f"{patient_dir}: no lesion could be measured: "
