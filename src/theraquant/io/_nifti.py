@@ -258,9 +258,9 @@ def write_nifti(image: Image, path: str | Path, *, sidecar: Mapping[str, Any] | 
     else:
         had_map = path.exists()
         with atomic_path(path) as tmp_map:
+            nib.save(nii, str(tmp_map))
             if had_map and side.is_file():  # the earlier map's record would describe the new one
                 side.unlink()
-            nib.save(nii, str(tmp_map))
     return path
 
 
