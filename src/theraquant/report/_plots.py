@@ -57,7 +57,7 @@ def _colours(n: int, cmap: str = "viridis") -> list:
 
 # --------------------------------------------------------------------------------------------- cohort
 def roc_figure(roc: Mapping[str, Mapping[str, Any]], *, clustered: bool, labels: Mapping[str, str]):
-    fig = new_figure(5.6, 4.6)
+    fig = new_figure(5.8, 5.2 + 0.22 * len(roc))
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls=":", label="chance")
     cols = _colours(len(roc))
@@ -75,7 +75,7 @@ def roc_figure(roc: Mapping[str, Mapping[str, Any]], *, clustered: bool, labels:
     ax.set_aspect("equal")
     ax.set_xlabel("1 − specificity (false-positive fraction, 1)")
     ax.set_ylabel("sensitivity (true-positive fraction, 1)")
-    ax.legend(loc="lower right", fontsize=8, frameon=True)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=8, frameon=False)  # below: never on a curve
     ax.grid(alpha=0.3)
     return fig
 

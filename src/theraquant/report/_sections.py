@@ -337,9 +337,11 @@ def cohort_section(res: Results) -> Section:
         sec.blocks.append(plots.render(fig, "ROC curve of each marker for response. " + "; ".join(lines) + ".",
                                        "ROC curves per marker"))
         rows = [[labels.get(m, m), r.get("auc"), fmt_ci(*(r.get("ci") or [None, None])), r.get("variance"),
-                 r.get("direction"), r.get("youden_threshold")] for m, r in roc.items()]
-        sec.blocks.append(Table(["marker", "AUC (1)", "95 % CI", "variance", "direction", "Youden cut-off (marker unit)"],
-                                rows, caption="Area under the ROC curve per marker."))
+                 r.get("direction"), _with_unit(r.get("youden_threshold"), COLUMN_INFO.get(m, ("", ""))[1])]
+                for m, r in roc.items()]
+        sec.blocks.append(Table(["marker", "AUC (1)", "95 % CI", "variance", "direction", "Youden cut-off"],
+                                rows, caption="Area under the ROC curve per marker; direction '<': responders have higher values, "
+                                              "'>': lower; the cut-off is Youden's."))
     if "response_change_pct" in les.columns and "response" in les.columns:
         change = _num(les["response_change_pct"])
         if np.isfinite(change).any():
@@ -414,6 +416,12 @@ def cohort_section(res: Results) -> Section:
         sec.blocks.append(Heading("Remarks of the analysis", level=4))
         sec.blocks.append(Items(notes, kind="warn"))
     return sec
+
+
+def _with_unit(v: Any, unit: str) -> str:
+    """``"72.7 Gy"``; dimensionless values without a unit."""
+    text = fmt(v)
+    return text if text == "–" or unit in ("", "1") else f"{text} {unit}"
 
 
 def _cell(v: Any) -> Any:
