@@ -1,10 +1,10 @@
-"""process_patient on PHANTOM's TARE study (1 patient, 3 lesions, real DICOM from several vendors): recovered vs truth.
+"""process_patient on PHANTOM's TARE study (1 patient, 3 lesions, real DICOM): recovered vs truth.
 
 Tolerances come from the phantom's design: the PET series are blurred (scanner FWHM) and noisy, so
 lesion doses and FMISO ratios move by a few percent; DCE-MRI has Gaussian noise (sigma 4 on
-M0 ~ 1000, i.e. ~15 % of a lesion's pre-contrast signal at 15 degrees) and a two-angle VFA T10 map, so
-the lesion medians of Ktrans and ve move by up to ~35 % (a noise-free copy of the same phantom is
-recovered within 5 %; tests/pipeline/test_patient_dce.py covers exactness). Volumes are exact (the masks are the SEG).
+M0 ~ 1000) and a two-angle VFA T10 map; the lesion medians move by up to ~10 % (a noise-free copy is
+recovered within 5 %; tests/pipeline/test_patient_dce.py covers exactness). Volumes are exact (the masks
+are the SEG).
 """
 
 from __future__ import annotations
@@ -50,13 +50,10 @@ def test_tare_phantom_recovered(tare):
     for name, tol in (("dmean_gy", 0.05), ("t_bp", 0.10), ("suvmax_fmiso", 0.10)):
         true, rec = _long(ps, outs, name)
         np.testing.assert_allclose(rec, true, rtol=tol, err_msg=name)
-    # Ktrans and ve: each lesion within 60 % and the median error of the lesions within 25 % (single
-    # lesions of a few hundred voxels scatter by up to ~45 % at this noise); vp (a few % of the voxel) is
-    # not checked here: its exact recovery is in test_patient_dce.py and test_patient_study.py
-    for name in ("ktrans", "ve"):
+    # DCE: Ktrans and ve within 20 %, vp within 30 % (measured on this phantom: up to 7 %, 3 % and 10 %)
+    for name, tol in (("ktrans", 0.2), ("ve", 0.2), ("vp", 0.3)):
         true, rec = _long(ps, outs, name)
-        err = np.abs(rec / true - 1.0)
-        assert err.max() < 0.6 and np.median(err) < 0.25, (name, rec, true)
+        np.testing.assert_allclose(rec, true, rtol=tol, err_msg=name)
     # hypoxia flags and PERCIST categories: the phantom puts every lesion well clear of the cut-offs here
     t = ps.truth[ps.truth.biomarker == "response"]
     got = [outs[r.patient_id].lesions.set_index("lesion").loc[str(r.lesion), "response"] for _, r in t.iterrows()]
