@@ -179,8 +179,18 @@ def test_result_object_api():
     with pytest.raises(KeyError, match="not in this etofts fit"):
         res["Fp"]
     assert res.settings["bounds"]["Ktrans"] == [0.0, 5.0]
-    prov = res.provenance()
+    prov = res.provenance
     assert prov["Settings"]["model"] == "etofts" and prov["ModelCAPLEX"] == "M.IC1.005"
+    # the common result base (issue #9): attributes, units, summary, JSON, the Python call
+    from theraquant.results import Result
+
+    assert isinstance(res, Result) and res.Ktrans is res["Ktrans"] and res.units["Ktrans"] == "1/min"
+    assert prov["Command"].startswith(f"theraquant.dce.fit(t=<array ({t.size},) float64>, ct=<array (2, 2, {t.size})")
+    assert "Ktrans" in res.summary() and '"Ktrans"' in res.to_json()
+    import pickle
+
+    back = pickle.loads(pickle.dumps(res))
+    assert back.model == "etofts" and back == res and back.settings["bounds"] == res.settings["bounds"]
     # a FitResult can be passed back to simulate (derived and bookkeeping keys are ignored)
     again = dce.simulate(t, "etofts", {k: np.nan_to_num(v) for k, v in res.items()}, cp=ca)
     assert_allclose(again[0], ct[0], atol=1e-6)

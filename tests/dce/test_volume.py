@@ -231,3 +231,21 @@ def test_fit_volume_takes_t_first_and_the_old_order_warns():
     with pytest.warns(DeprecationWarning):  # a single curve: t is the strictly increasing one
         one = dce.fit_volume(ct[0, 0], t, "etofts", cp=cp)
     assert float(one["Ktrans"]) == pytest.approx(0.2, rel=1e-4)
+
+
+def test_volume_fit_is_a_result_with_the_call_in_its_provenance():
+    import pickle
+
+    from theraquant import dce
+    from theraquant.results import Result
+
+    t = np.arange(0.0, 300.0, 5.0)
+    cp = dce.aif.parker(t, hct=0.42)
+    ct = dce.simulate(t, "etofts", {"Ktrans": np.full((2, 3), 0.2), "ve": 0.3, "vp": 0.05}, cp=cp)
+    res = dce.fit_volume(t, ct, "etofts", cp=cp)
+    assert isinstance(res, Result) and res.Ktrans is res["Ktrans"] and res.units["Ktrans"] == "1/min"
+    assert res.maps["Ktrans"] is res["Ktrans"] and not res["Ktrans"].flags.writeable
+    assert res.provenance["Command"].startswith("theraquant.dce.fit_volume(t=<array (60,) float64>, "
+                                                "ct=<array (2, 3, 60) float64>, model='etofts'")
+    back = pickle.loads(pickle.dumps(res))
+    assert back == res and back.n_voxels == 6 and back.settings["model"] == "etofts"

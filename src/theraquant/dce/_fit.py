@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -22,6 +21,8 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.interpolate import CubicSpline
 
 from ..errors import TheraquantError
+from ..provenance import provenance as _provenance
+from ..results import Result, describe_call
 from ..quantities import check_frame_times
 from ._convolve import ModelInputs, forward_kernel, linear_kernel, lm_kernel, row_stats
 from .aif import shift as _aif_shift
@@ -36,18 +37,17 @@ _GRID_ITER = 0  # LM iterations per grid delay before the LM with the delay free
 _N_GOLDEN = 14
 
 
-@dataclass(frozen=True, eq=False, repr=False)
-class FitResult(Mapping):
-    """Read-only mapping of parameter maps from :func:`fit`.
+class FitResult(Result):
+    """Parameter maps of :func:`fit`: a :class:`theraquant.results.Result` (read-only mapping).
 
-    ``result[name]`` is a read-only float64 array of the curves' leading shape (``()`` for a
-    single curve). Keys: the model's free parameters (e.g. ``"Ktrans"``, ``"ve"``, ``"vp"``),
-    derived ones (``"kep"``; ``"Fa"``, ``"Fv"``, ``"MTT"`` for ``dual_input_1c``), ``"delay"``
-    (s, the fixed or fitted value; ``"delay_se"`` when fitted), ``"<name>_se"`` standard errors
-    of the free parameters from
-    the Jacobian (s^2 (J^T J)^-1, s^2 = SSE / (T - p)), ``"success"`` (bool), ``"r2"``
-    (coefficient of determination) and ``"aic"`` (T ln(SSE/T) + 2k, k free parameters including
-    a fitted delay).
+    ``result[name]`` (or ``result.name``) is a read-only array of the curves' leading shape
+    (``()`` for a single curve). Keys: the model's free parameters (e.g. ``"Ktrans"``, ``"ve"``,
+    ``"vp"``), derived ones (``"kep"``; ``"Fa"``, ``"Fv"``, ``"MTT"`` for ``dual_input_1c``),
+    ``"delay"`` (s, the fixed or fitted value; ``"delay_se"`` when fitted), ``"<name>_se"``
+    standard errors of the free parameters from the Jacobian (s^2 (J^T J)^-1, s^2 = SSE /
+    (T - p)), ``"success"`` (bool), ``"status"`` (int8, :data:`FIT_STATUS`), ``"r2"``
+    (coefficient of determination) and ``"aic"`` (T ln(SSE/T) + 2k, k free parameters
+    including a fitted delay).
 
     Attributes
     ----------
@@ -61,48 +61,53 @@ class FitResult(Mapping):
         Unit of every key (CAPLEX: Ktrans, kep 1/min; Fp, PS mL/100mL/min; MTT, delay s).
     settings : mapping of str to Any
         Every option used, defaults included (bounds, delay, tolerances, interpolant).
+    maps : mapping of str to ndarray
+        The maps (the mapping itself, read-only).
+    provenance : dict
+        Software, version, the Python call (``Command``), settings, units, model reference.
     """
 
-    model: str
-    method: str
-    free: tuple[str, ...]
-    maps: Mapping[str, NDArray[Any]]
-    units: Mapping[str, str]
-    settings: Mapping[str, Any] = field(default_factory=dict)
+    __slots__ = ("model", "method", "free", "settings")
 
-    def __getitem__(self, key: str) -> NDArray[Any]:
-        try:
-            return self.maps[key]
-        except KeyError:
-            raise KeyError(f"{key!r} is not in this {self.model} fit; keys: {', '.join(self.maps)}") from None
+    def __init__(self, *, model: str, method: str, free: tuple[str, ...], maps: Mapping[str, NDArray[Any]],
+                 units: Mapping[str, str], settings: Mapping[str, Any] | None = None,
+                 provenance: Mapping[str, Any] | None = None):
+        super().__init__(maps, units=units, title=f"{model} fit ({method})", provenance=provenance)
+        object.__setattr__(self, "model", model)
+        object.__setattr__(self, "method", method)
+        object.__setattr__(self, "free", tuple(free))
+        object.__setattr__(self, "settings", MappingProxyType(dict(settings or {})))
 
-    def __iter__(self):
-        return iter(self.maps)
-
-    def __len__(self) -> int:
-        return len(self.maps)
-
-    __eq__ = object.__eq__  # identity: comparing maps element-wise is the caller's choice
-    __hash__ = object.__hash__
+    @property
+    def maps(self) -> Mapping[str, NDArray[Any]]:
+        """The maps, read-only (the same arrays as ``result[name]``)."""
+        return MappingProxyType(object.__getattribute__(self, "_data"))
 
     @property
     def shape(self) -> tuple[int, ...]:
         """Leading shape of the fitted curves (the shape of every map)."""
-        return np.shape(self.maps["success"])
+        return np.shape(self["success"])
 
-    def provenance(self) -> dict[str, Any]:
-        """Provenance record (software, settings, units, model reference) for a sidecar."""
-        from ..provenance import provenance
+    def __getitem__(self, key: str) -> NDArray[Any]:
+        try:
+            return object.__getattribute__(self, "_data")[key]
+        except KeyError:
+            raise KeyError(f"{key!r} is not in this {self.model} fit; keys: {', '.join(self)}") from None
 
-        spec = MODELS[self.model]
-        return provenance(settings={"model": self.model, "method": self.method, **self.settings},
-                          units=dict(self.units), ModelCAPLEX=spec.caplex, ModelReference=spec.reference)
+    def __reduce__(self) -> Any:  # pickling (Dask workers)
+        return (_rebuild_fit, (self.model, self.method, self.free, {k: v for k, v in self.items()},
+                               dict(self.units), dict(self.settings), self.provenance))
 
     def __repr__(self) -> str:
-        n = int(np.size(self.maps["success"]))
-        ok = int(np.count_nonzero(self.maps["success"]))
+        n = int(np.size(self["success"]))
+        ok = int(np.count_nonzero(self["success"]))
         return (f"FitResult(model={self.model!r}, method={self.method!r}, shape={self.shape}, "
-                f"success={ok}/{n}, keys={list(self.maps)})")
+                f"success={ok}/{n}, keys={list(self)})")
+
+
+def _rebuild_fit(model, method, free, maps, units, settings, prov) -> FitResult:
+    return FitResult(model=model, method=method, free=free, maps=maps, units=units, settings=settings,
+                     provenance=prov)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -834,5 +839,9 @@ def fit(t: ArrayLike, ct: ArrayLike, model: ModelName, *, cp: ArrayLike, cp_port
         "convolution": "exact, piecewise-linear input (recursive exponential)",
         "n_frames": T,
     }
-    return FitResult(model=spec.name, method=method, free=spec.free, maps=MappingProxyType(frozen),
-                     units=MappingProxyType(units), settings=MappingProxyType(settings))
+    record = _provenance(
+        settings={"model": spec.name, "method": method, **settings}, units=units,
+        command=describe_call("theraquant.dce.fit", {"t": t, "ct": ct, "model": spec.name, "method": method}),
+        ModelCAPLEX=spec.caplex, ModelReference=spec.reference)
+    return FitResult(model=spec.name, method=method, free=spec.free, maps=frozen, units=units, settings=settings,
+                     provenance=record)

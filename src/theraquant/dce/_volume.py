@@ -12,13 +12,14 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from types import MappingProxyType
+from typing import Any, Callable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import TheraquantError
+from ..results import Result, describe_call
 
 __all__ = ["fit_volume", "VolumeFit"]
 
@@ -30,9 +31,8 @@ Transform = Callable[[NDArray[np.float64], NDArray[np.int64]], ArrayLike]
 ChunkFitter = Callable[[NDArray[np.float64]], Mapping[str, Any]]
 
 
-@dataclass(frozen=True, eq=False)
-class VolumeFit(Mapping):
-    """Parametric maps of a whole-volume fit, indexable by parameter name.
+class VolumeFit(Result):
+    """Parametric maps of a whole-volume fit: a :class:`theraquant.results.Result` of maps.
 
     ``result["Ktrans"]`` is a float32 map of the input's leading (spatial)
     shape; voxels outside the mask, with non-finite samples, or whose fit
@@ -66,29 +66,37 @@ class VolumeFit(Mapping):
         driver's.
     """
 
-    maps: dict[str, NDArray]
-    n_voxels: int
-    n_fitted: int
-    n_nonfinite: int
-    n_constant: int
-    n_failed: int
-    chunk_voxels: int
-    units: dict[str, str] = field(default_factory=dict)
-    settings: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("n_voxels", "n_fitted", "n_nonfinite", "n_constant", "n_failed", "chunk_voxels", "settings")
 
-    def __getitem__(self, key: str) -> NDArray:
-        return self.maps[key]
+    def __init__(self, *, maps: Mapping[str, NDArray], n_voxels: int, n_fitted: int, n_nonfinite: int,
+                 n_constant: int, n_failed: int, chunk_voxels: int, units: Mapping[str, str] | None = None,
+                 settings: Mapping[str, Any] | None = None, provenance: Mapping[str, Any] | None = None):
+        super().__init__(maps, units=units, title="volume fit", provenance=provenance)
+        for name, value in (("n_voxels", n_voxels), ("n_fitted", n_fitted), ("n_nonfinite", n_nonfinite),
+                            ("n_constant", n_constant), ("n_failed", n_failed), ("chunk_voxels", chunk_voxels)):
+            object.__setattr__(self, name, int(value))
+        object.__setattr__(self, "settings", dict(settings or {}))
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.maps)
+    @property
+    def maps(self) -> Mapping[str, NDArray]:
+        """The maps, read-only (the same arrays as ``result[name]``)."""
+        return MappingProxyType(object.__getattribute__(self, "_data"))
 
-    def __len__(self) -> int:
-        return len(self.maps)
+    def __reduce__(self) -> Any:  # pickling (Dask workers)
+        return (_rebuild_volume, ({k: v for k, v in self.items()}, self.n_voxels, self.n_fitted, self.n_nonfinite,
+                                  self.n_constant, self.n_failed, self.chunk_voxels, dict(self.units),
+                                  dict(self.settings), self.provenance))
 
     def __repr__(self) -> str:
-        shape = next(iter(self.maps.values())).shape if self.maps else ()
+        shape = next(iter(self.maps.values())).shape if len(self) else ()
         return (f"VolumeFit(shape={shape}, maps={list(self.maps)}, n_voxels={self.n_voxels}, "
                 f"n_failed={self.n_failed}, n_nonfinite={self.n_nonfinite})")
+
+
+def _rebuild_volume(maps, n_voxels, n_fitted, n_nonfinite, n_constant, n_failed, chunk_voxels, units, settings,
+                    prov) -> VolumeFit:
+    return VolumeFit(maps=maps, n_voxels=n_voxels, n_fitted=n_fitted, n_nonfinite=n_nonfinite, n_constant=n_constant,
+                     n_failed=n_failed, chunk_voxels=chunk_voxels, units=units, settings=settings, provenance=prov)
 
 
 def _check_chunk_voxels(chunk_voxels: int) -> int:
@@ -415,4 +423,9 @@ def fit_volume(
     settings = {**res.settings, "model": model, "method": method, "chunk_voxels": int(chunk_voxels),
                 "storage": "float32 maps, float64 compute"}
     object.__setattr__(res, "settings", settings)
+    from ..provenance import provenance as _provenance
+
+    call = describe_call("theraquant.dce.fit_volume", {"t": t, "ct": ct, "model": model, "method": method,
+                                                       "mask": mask, "chunk_voxels": chunk_voxels})
+    object.__setattr__(res, "_provenance", _provenance(settings=settings, units=dict(res.units), command=call))
     return res
