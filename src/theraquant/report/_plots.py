@@ -21,7 +21,6 @@ __all__ = ["DPI", "render", "new_figure", "MapPanel"]
 
 DPI = 96  # PNG resolution: text at 8-9 pt stays legible at 100 % zoom, files stay small
 LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 2)))
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 def new_figure(width_in: float, height_in: float, *, layout: str | None = "constrained"):
