@@ -184,7 +184,7 @@ def test_identifiers_withheld_by_default(results_dir, secrets):
     SECRET_NAME, SECRET_ID = secrets
     html = (results_dir / "report.html").read_text(encoding="utf-8")
     assert SECRET_NAME not in html and SECRET_ID not in html
-    assert "(withheld)" in html
+    assert "(withheld)" in html and "Pseudonymised." in html
 
 
 def test_identifiers_shown_when_the_run_showed_them(tmp_path, make_results, secrets):
@@ -192,6 +192,7 @@ def test_identifiers_shown_when_the_run_showed_them(tmp_path, make_results, secr
     root = make_results(tmp_path / "R", show_identifiers=True, n_patients=1)
     html = render_report(root, pdf=False).html.read_text(encoding="utf-8")
     assert SECRET_NAME in html and SECRET_ID in html
+    assert "Identifiers shown: the run had --show-identifiers." in html
 
 
 # --------------------------------------------------------------------------------------------- variants

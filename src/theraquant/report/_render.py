@@ -89,8 +89,9 @@ def render_report(results_dir: str | Path, *, pdf: bool = True) -> ReportFiles:
     subtitle = (f"{n_pat} patients, {len(res.lesions)} lesions"
                 + (f"; results of the run started {run_time}" if run_time else "")
                 + (f" ({float(elapsed):.0f} s)" if isinstance(elapsed, (int, float)) else "")
-                + f"; rendered {rendered} by theraquant {__version__}. Pseudonymised unless the run showed identifiers; "
-                "for research use, not for clinical decisions.")
+                + f"; rendered {rendered} by theraquant {__version__}. "
+                + ("Identifiers shown: the run had --show-identifiers. " if res.show_identifiers else "Pseudonymised. ")
+                + "For research use, not for clinical decisions.")
     root = Path(results_dir)
     html_path = root / "report.html"
     _write_bytes(to_html(sections, title=title, subtitle=subtitle).encode("utf-8"), html_path)
