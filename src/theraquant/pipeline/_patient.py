@@ -558,9 +558,9 @@ def _dose_step(run: _Run) -> None:
                        normalize_to_injected=dcfg.normalize_to_injected, injected_bq=info["injected_dose_Bq"],
                        liver=liver)
         run.add_map("activity_y90", act, grid, "post_therapy", series.series_uid, "Bq/mL")
-        run.settings["dose"] = {**res.settings, "decay": {k: v for k, v in info.items()  # intervals, not dates (results are pseudonymised)
-                                          if k not in ("decisions", "injection_datetime", "reference_datetime")},
-                                "series_uid": series.series_uid}
+        # the decay record keeps intervals, not dates (the results are pseudonymised)
+        decay = {k: v for k, v in info.items() if k not in ("decisions", "injection_datetime", "reference_datetime")}
+        run.settings["dose"] = {**res.settings, "decay": decay, "series_uid": series.series_uid}
     else:
         series_list = list(run.p.lu177)
         if not series_list:
@@ -695,21 +695,31 @@ def _response_step(run: _Run) -> None:
             raise TheraquantError(f"response.criteria is {crit} but the patient lacks a "
                                   f"{'baseline' if 'fdg_baseline' not in run.p.timepoints else 'follow-up'} "
                                   "FDG PET")
+        # PERCIST reads SUL (lean body mass, Janmahasatian: O, Lodge, Wahl 2016); when either scan lacks
+        # height or sex, both scans are read as SUVbw so that the two are comparable
         norm = "lbm-janmahasatian" if crit == "percist" else "bw"
-        vals: dict[str, dict[str, float]] = {}
-        base_masks: dict[str, Image] = {}
-        for when in ("baseline", "followup"):
-            s = run.p.timepoints[f"fdg_{when}"]
-            grid = f"fdg_{when}"
+        series = {w: run.p.timepoints[f"fdg_{w}"] for w in ("baseline", "followup")}
+        images: dict[str, Image] = {}
+        for w, s in series.items():
             try:
                 try:
-                    img = run.read_suv(s, norm)
+                    images[w] = run.read_suv(s, norm)
                 except TheraquantError as exc:
                     if norm == "bw":
                         raise
-                    run.warnings.append(f"{run.name}: FDG {when}: SUL not computable ({exc}); SUVbw used")
+                    run.warnings.append(f"{run.name}: FDG {w}: SUL not computable ({exc}); SUVbw used for both scans")
                     norm = "bw"
-                    img = run.read_suv(s, norm)
+                    images = {w2: run.read_suv(series[w2], norm) for w2 in images}
+                    images[w] = run.read_suv(s, norm)
+            except Exception as exc:
+                raise _attach(exc, getattr(exc, "_tq_file", s.files[0]))
+        vals: dict[str, dict[str, float]] = {}
+        base_masks: dict[str, Image] = {}
+        for when in ("baseline", "followup"):
+            s = series[when]
+            grid = f"fdg_{when}"
+            img = images[when]
+            try:
                 reg = run.regions(s, img, grid)
             except Exception as exc:
                 raise _attach(exc, getattr(exc, "_tq_file", s.files[0]))
