@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import TheraquantError
+from ..results import Result
 from .aif import _check_frame_times
 
 __all__ = [
@@ -270,32 +271,34 @@ def enhancement_ratio(signal: ArrayLike, *, n_baseline: int, baseline_start: int
     return np.where(s0 > 0, er, np.nan)
 
 
-@dataclass(frozen=True)
-class ModelFreeResult(Mapping):
-    """Model-free metrics per curve; a read-only mapping of arrays with the curves' leading shape.
+class ModelFreeResult(Result):
+    """Model-free metrics per curve: a :class:`theraquant.results.Result` of arrays with the
+    curves' leading shape.
 
     Keys (units): ``"arrival"`` (s), ``"IAUGC60"`` and ``"IAUGC90"`` (mM s; one key per
     window, named by the window in s), ``"TTP"`` (s from arrival), ``"max_upslope"`` (mM/s),
     ``"peak"`` (mM) and, when a signal was given, ``"enhancement_ratio"`` (dimensionless).
-    ``settings`` records the windows and whether arrival was detected.
+    ``settings`` records the windows and whether arrival was detected; ``maps`` is the mapping.
     """
 
-    maps: Mapping[str, NDArray[np.float64]]
-    settings: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("settings",)
 
-    def __getitem__(self, key: str) -> NDArray[np.float64]:
-        return self.maps[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.maps)
-
-    def __len__(self) -> int:
-        return len(self.maps)
+    def __init__(self, *, maps: Mapping[str, NDArray[np.float64]], settings: dict[str, Any] | None = None):
+        units = {k: ("mM*s" if k.startswith("IAUGC") else _UNITS[k]) for k in maps}
+        super().__init__(maps, units=units, title="model-free DCE metrics")
+        object.__setattr__(self, "settings", dict(settings or {}))
 
     @property
-    def units(self) -> dict[str, str]:
-        """Unit of each key (for sidecars), e.g. ``{"IAUGC60": "mM*s", "TTP": "s", ...}``."""
-        return {k: ("mM*s" if k.startswith("IAUGC") else _UNITS[k]) for k in self.maps}
+    def maps(self) -> Mapping[str, NDArray[np.float64]]:
+        """The metrics, read-only."""
+        return MappingProxyType(object.__getattribute__(self, "_data"))
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_model_free, (dict(self.items()), self.settings))
+
+
+def _rebuild_model_free(maps, settings) -> ModelFreeResult:
+    return ModelFreeResult(maps=maps, settings=settings)
 
 
 _UNITS = {"arrival": "s", "TTP": "s", "max_upslope": "mM/s", "peak": "mM", "enhancement_ratio": "1"}

@@ -18,13 +18,13 @@ References
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import TheraquantError
+from ..results import Result
 
 __all__ = [
     "signal_to_concentration",
@@ -46,9 +46,11 @@ class InvalidSignalWarning(RuntimeWarning):
         self.count = count
 
 
-@dataclass(frozen=True, slots=True)
-class ConcentrationResult:
+class ConcentrationResult(Result):
     """Concentration curves and the bookkeeping of samples that could not be converted.
+
+    A :class:`theraquant.results.Result`: ``result["conc"]`` / ``result.conc``, ``invalid`` and
+    ``s0`` are its fields; ``n_invalid``, ``n_invalid_voxels`` and ``settings`` attributes.
 
     Attributes
     ----------
@@ -68,12 +70,22 @@ class ConcentrationResult:
         The conversion settings (units in the key names), for provenance.
     """
 
-    conc: NDArray[np.float64]
-    invalid: NDArray[np.bool_]
-    n_invalid: int
-    n_invalid_voxels: int
-    s0: NDArray[np.float64]
-    settings: dict[str, Any]
+    __slots__ = ("n_invalid", "n_invalid_voxels", "settings")
+    _UNITS = {"conc": "mM", "invalid": "", "s0": "a.u."}
+
+    def __init__(self, *, conc: NDArray[np.float64], invalid: NDArray[np.bool_], n_invalid: int,
+                 n_invalid_voxels: int, s0: NDArray[np.float64], settings: dict[str, Any]):
+        super().__init__({"conc": conc, "invalid": invalid, "s0": s0}, title="signal to concentration")
+        object.__setattr__(self, "n_invalid", int(n_invalid))
+        object.__setattr__(self, "n_invalid_voxels", int(n_invalid_voxels))
+        object.__setattr__(self, "settings", dict(settings))
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_conc, (dict(self.items()), self.n_invalid, self.n_invalid_voxels, self.settings))
+
+
+def _rebuild_conc(fields, n_invalid, n_invalid_voxels, settings) -> ConcentrationResult:
+    return ConcentrationResult(**fields, n_invalid=n_invalid, n_invalid_voxels=n_invalid_voxels, settings=settings)
 
 
 # ---------------------------------------------------------------- argument checks (shared with _t1)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -11,6 +9,7 @@ from numba import njit
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import TheraquantError
+from ..results import Result
 from ._signal import _broadcast_voxelwise, _check_flip_degrees, _check_tr
 
 __all__ = ["t1_vfa", "T1Result"]
@@ -20,9 +19,8 @@ _T1_BOUNDS_S = (1e-4, 100.0)
 _METHODS = ("linear", "nonlinear")
 
 
-@dataclass(frozen=True)
-class T1Result(Mapping):
-    """Result of :func:`t1_vfa`: a read-only mapping ``{"T1", "M0", "valid"}`` with extras.
+class T1Result(Result):
+    """Result of :func:`t1_vfa`: a :class:`theraquant.results.Result` ``{"T1", "M0", "valid"}``.
 
     Attributes
     ----------
@@ -42,25 +40,28 @@ class T1Result(Mapping):
         TR (s), flip angles (degrees), whether a B1 map was applied.
     """
 
-    T1: NDArray[np.float64]
-    M0: NDArray[np.float64]
-    valid: NDArray[np.bool_]
-    n_invalid: int
-    method: str
-    settings: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("n_invalid", "method", "settings")
+    _UNITS = {"T1": "s", "M0": "a.u.", "valid": ""}
 
-    _KEYS = ("T1", "M0", "valid")
+    def __init__(self, *, T1: NDArray[np.float64], M0: NDArray[np.float64], valid: NDArray[np.bool_],
+                 n_invalid: int, method: str, settings: dict[str, Any] | None = None):
+        super().__init__({"T1": T1, "M0": M0, "valid": valid}, title=f"VFA T1 ({method})")
+        object.__setattr__(self, "n_invalid", int(n_invalid))
+        object.__setattr__(self, "method", method)
+        object.__setattr__(self, "settings", dict(settings or {}))
 
     def __getitem__(self, key: str) -> NDArray:
-        if key not in self._KEYS:
-            raise KeyError(f"{key!r}: a T1Result holds {self._KEYS}")
-        return getattr(self, key)
+        try:
+            return object.__getattribute__(self, "_data")[key]
+        except KeyError:
+            raise KeyError(f"{key!r}: a T1Result holds ('T1', 'M0', 'valid')") from None
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._KEYS)
+    def __reduce__(self) -> Any:
+        return (_rebuild_t1, (dict(self.items()), self.n_invalid, self.method, self.settings))
 
-    def __len__(self) -> int:
-        return len(self._KEYS)
+
+def _rebuild_t1(maps, n_invalid, method, settings) -> T1Result:
+    return T1Result(**maps, n_invalid=n_invalid, method=method, settings=settings)
 
 
 def _despot1(s: NDArray, a: NDArray, tr: float) -> tuple[NDArray, NDArray, NDArray]:
