@@ -89,3 +89,4 @@ def test_arrays_described_instead_of_listed():
     assert json.loads(r.to_json(arrays="describe"))["fields"]["dose_gy"]["max"] == 5.0
     with pytest.raises(TheraquantError, match="arrays must be 'list' or 'describe'"):
         r.to_dict(arrays="table")
+

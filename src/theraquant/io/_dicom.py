@@ -108,6 +108,9 @@ def dicom_time_s(value: Any) -> float | None:
     return hh * 3600.0 + mm * 60.0 + ss
 
 
+#: Slice spacing (mm) given to a single-slice series without SliceThickness: a placeholder with no
+#: source (recorded as ``meta["slice_spacing_assumed_mm"]``), so the image has an affine.
+SINGLE_SLICE_PLACEHOLDER_MM = 1.0
 _COUNTS = {"ImagePositionPatient": 3, "ImageOrientationPatient": 6, "PixelSpacing": 2, "Rows": 1, "Columns": 1}
 
 
@@ -283,6 +286,7 @@ def read_dicom_series(series_dir: str | Path, *, series_uid: str | None = None,
         s.sort(key=lambda i: _frame_key(items[i][1]))
     _check_duplicates(series_dir, items, slots, positions)  # a copied folder / re-export is not a 4-D series
     slice_pos = np.asarray([positions[s[0]] for s in slots])
+    thickness = None
     if len(slots) > 1:
         gaps = np.diff(slice_pos)
         dz = float(np.median(gaps))
@@ -293,7 +297,11 @@ def read_dicom_series(series_dir: str | Path, *, series_uid: str | None = None,
                 f"series' {dz:.3f} mm (ImagePositionPatient (0020,0032)); a slice is missing or duplicated"
             )
     else:
-        dz = float(ds0.get("SpacingBetweenSlices") or ds0.get("SliceThickness") or 1.0)
+        # one slice: its thickness, else a placeholder (no source: DICOM gives no spacing for a single
+        # slice without SliceThickness (0018,0050), a Type 2 tag that may be empty); volumes from it
+        # are not physical, so the assumption is said in the image's meta (CONV, issue #9)
+        thickness = ds0.get("SpacingBetweenSlices") or ds0.get("SliceThickness") or None
+        dz = float(thickness) if thickness is not None else SINGLE_SLICE_PLACEHOLDER_MM
 
     import pydicom
 
@@ -348,4 +356,5 @@ def read_dicom_series(series_dir: str | Path, *, series_uid: str | None = None,
     return Image(arr, affine, frame_times_s=frame_times,
                  meta={"headers": headers_out, "files": files_out, "source": str(series_dir),
                        "modality": str(ds0.get("Modality", "")),
-                       "series_description": str(ds0.get("SeriesDescription", ""))})
+                       "series_description": str(ds0.get("SeriesDescription", "")),
+                       **({"slice_spacing_assumed_mm": dz} if len(slots) == 1 and thickness is None else {})})
