@@ -9,6 +9,8 @@ are the SEG).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -62,3 +64,34 @@ def test_tare_phantom_recovered(tare):
     for o in outs.values():
         assert o.patient_row["status"] == "ok" and o.patient_row["dose_normal_liver_gy"] > 0
         assert set(o.dvh["lesion"]) >= {"liver"}
+
+
+@pytest.mark.slow
+def test_percist_falls_back_to_suvbw_for_both_scans(tare, tmp_path):
+    """The follow-up FDG without PatientSize: no SUL for it, so both scans are read as SUVbw (comparable),
+    said in a warning; the lesion grades (relative changes) stay those of the SUL run."""
+    import shutil
+
+    import pydicom
+
+    from theraquant.pipeline import discover_study, process_patient
+
+    ps, study, outs = tare
+    root = tmp_path / "study"
+    shutil.copytree(study.study_dir, root)
+    s = discover_study(root)
+    p = s.patients[0]
+    for f in p.timepoints["fdg_followup"].files:
+        ds = pydicom.dcmread(root / Path(f).relative_to(s.study_dir))
+        del ds.PatientSize
+        ds.save_as(root / Path(f).relative_to(s.study_dir))
+    s = discover_study(root)
+    out = process_patient(s.patients[0], s.config, tmp_path / "res", study_dir=root)
+    assert out.settings["response"]["normalization"] == "bw"
+    assert any("SUVbw used for both scans" in w for w in out.warnings)
+    ref = outs[p.patient_id].lesions.set_index("lesion")
+    les = out.lesions.set_index("lesion")
+    assert (les["response"] == ref["response"]).all()
+    # SUVbw / SUL = weight / lean body mass, the same factor at both scans: the change is unchanged
+    np.testing.assert_allclose(les["response_change_pct"], ref["response_change_pct"], rtol=1e-6)
+    assert (les["response_baseline"] > ref["response_baseline"]).all()
