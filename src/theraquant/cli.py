@@ -879,16 +879,24 @@ def demo(
                    report=not no_report, quiet=quiet, log=say)
     if quiet:
         return
+    from rich import box
+    from rich.table import Table
+
+    def num(x: float, fmt: str) -> str:
+        return "" if x != x else format(x, fmt)  # NaN (no pair, or no relative error) -> blank
+
     for design, val in run.validation.items():
-        rows = []
+        table = Table(title=f"{design.upper()} phantom study: recovered vs truth (Bland-Altman)",
+                      title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
+        for j, h in enumerate(["biomarker", "unit", "n", "bias", "bias %", "limits of agreement"]):
+            table.add_column(h, justify="left" if j < 2 else "right", no_wrap=True)
         for name, v in val.items():
             if "bias" in v:
-                rows.append([name, v["unit"], str(v["n"]), f"{v['bias']:.3g}", f"{v['bias_pct']:+.1f}%",
-                             f"[{v['loa_low']:.3g}, {v['loa_high']:.3g}]"])
+                loa = "" if v["n"] < 2 else f"[{v['loa_low']:.3g}, {v['loa_high']:.3g}]"
+                table.add_row(name, v["unit"], str(v["n"]), num(v["bias"], ".3g"), num(v["bias_pct"], "+.1f"), loa)
             else:
-                rows.append([name, v["unit"], str(v["n"]), "", f"{100 * v['agreement']:.0f}% agree", ""])
-        _print_rows(f"{design.upper()} phantom study: recovered vs truth (Bland-Altman)",
-                    ["biomarker", "unit", "n", "bias", "bias %", "limits of agreement"], rows, n_text=2)
+                table.add_row(name, v["unit"], str(v["n"]), "", num(100 * v["agreement"], ".0f") + "% agree", "")
+        out.print(table)
         res = run.out_dir / design / "results"
         out.print(f"{design:<11} {res}/ (lesions.csv, vs_truth.csv, validation.json, report.html)", highlight=False)
     out.print(f"done in {run.elapsed_s:.1f} s")

@@ -7,6 +7,7 @@ contains "BROKEN" raises; with THERAQUANT_TEST_SLEEP=s every patient after the f
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -37,7 +38,9 @@ def standin_process(patient, config, out_dir, *, study_dir=None):
                      "notes": "" if dce else f"no DCE for {patient.patient_id}"})
     maps = Path(out_dir) / "patients" / patient.pseudonym / "maps"
     maps.mkdir(parents=True, exist_ok=True)
-    (maps / "ktrans.json").write_text('{"Units": "1/min"}')
+    # a sidecar naming the patient and a date, as a real step might: the run must scrub and shift it
+    (maps / "ktrans.json").write_text(json.dumps({"Units": "1/min", "Source": f"{patient.patient_id}/dce",
+                                                  "Date": str(patient.therapy_date)}))
     failures = ()
     if dce is None:
         failures = (SimpleNamespace(patient=patient.pseudonym, step="dce", file="", message="no DCE series"),)

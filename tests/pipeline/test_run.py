@@ -111,6 +111,8 @@ def test_layout_tables_and_a_broken_patient_that_loses_nothing(study, tmp_path):
     real = THERAPY + dt.timedelta(days=1)
     assert patients["therapy_date"].iloc[0] == (real + dt.timedelta(days=shift)).isoformat()
     assert p1["therapy_date"] == (real + dt.timedelta(days=shift)).isoformat()
+    sidecar = json.loads((out / "patients" / "P001" / "maps" / "ktrans.json").read_text())
+    assert sidecar == {"Units": "1/min", "Source": "P001/dce", "Date": (real + dt.timedelta(days=shift)).isoformat()}
 
 
 def _all_text(folder: Path) -> dict[Path, str]:

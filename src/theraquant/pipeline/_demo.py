@@ -331,6 +331,7 @@ def run_demo(out_dir: str | Path, *, overwrite: bool = False, workers: int = 2, 
     -------
     DemoRun
     """
+    import inspect
     import time
 
     from .. import phantom
@@ -363,6 +364,8 @@ def run_demo(out_dir: str | Path, *, overwrite: bool = False, workers: int = 2, 
     studies = {}
     for d in designs:
         kw = {"seed": seed} | ({"n_patients": counts[d]} if counts[d] is not None else {})
+        if "workers" in inspect.signature(writers[d]).parameters:
+            kw["workers"] = workers  # the phantom writes patients in as many processes
         say(f"writing the {d.upper()} phantom study (DICOM) to {out / d / 'study'}")
         studies[d] = writers[d](out / d / "study", **kw)
     if _kernels_cold():

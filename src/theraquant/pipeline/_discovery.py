@@ -520,7 +520,6 @@ def _read_header(path: Path) -> _Header | str:
         return f"malformed DICOM header ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); skipped"
 
 
-_PARALLEL_MIN_FILES = 4000  # below this, starting reader processes costs more than it saves
 _CHUNK = 256
 
 
@@ -538,10 +537,8 @@ def _read_chunk(paths: list[Path]) -> list[_Header | str]:
 
 def _read_headers(files: list[Path], progress: Optional[Callable[[int, int], None]],
                   executor: Any = None) -> list[_Header | str]:
-    """Headers of every file, in order; on ``executor`` (e.g. the run's Dask client) or in a few processes
-    for large studies (header parsing is CPU-bound)."""
-    import os
-
+    """Headers of every file, in order; in chunks on ``executor`` (e.g. the run's Dask client: header parsing
+    is CPU-bound), else here."""
     if executor is not None and len(files) > _CHUNK:
         chunks = [files[i:i + _CHUNK] for i in range(0, len(files), _CHUNK)]
         try:
@@ -555,26 +552,6 @@ def _read_headers(files: list[Path], progress: Optional[Callable[[int, int], Non
                     progress(done, len(files))
             return out
         except Exception:  # noqa: BLE001 - the executor failed (a worker died...): read here, in turn
-            pass
-    n_cpu = os.cpu_count() or 1
-    if executor is None and len(files) >= _PARALLEL_MIN_FILES and n_cpu > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        chunks = [files[i:i + _CHUNK] for i in range(0, len(files), _CHUNK)]
-        out: list[Optional[list]] = [None] * len(chunks)
-        try:
-            with ProcessPoolExecutor(min(n_cpu, 4), mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = {pool.submit(_read_chunk, c): i for i, c in enumerate(chunks)}
-                done = 0
-                for fut in as_completed(futures):
-                    i = futures[fut]
-                    out[i] = fut.result()
-                    done += len(chunks[i])
-                    if progress is not None:
-                        progress(done, len(files))
-            return [h for chunk in out for h in (chunk or [])]
-        except Exception:  # noqa: BLE001 - no child processes here (e.g. inside a daemon worker): read in turn
             pass
     headers: list[_Header | str] = []
     for i in range(0, len(files), 64):
@@ -864,8 +841,8 @@ def discover_study(study_dir: str | Path, *, config: StudyConfig | None = None,
     progress : callable, optional
         ``progress(done, total)`` in files.
     executor : concurrent.futures.Executor or distributed.Client, optional
-        Reads the headers in chunks on it (:func:`run_study` passes its Dask client); default:
-        in this process, or in a few reader processes for studies of 4,000 files or more.
+        Reads the headers in chunks on it (:func:`run_study` passes its Dask client, whose
+        worker processes parse in parallel); default: in this process.
 
     Returns
     -------

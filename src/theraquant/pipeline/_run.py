@@ -286,6 +286,8 @@ def _patient_task(patient: PatientStudy, config: StudyConfig, out_dir: str, stud
         status = "failed"
     seconds = time.perf_counter() - t0
     pdir.mkdir(parents=True, exist_ok=True)
+    if pseudonymise:
+        _scrub_sidecars(pdir, patient, days, ids)
     lesions = _private_frame(lesions, patient, days=days, ids=ids, pseudonym=pname)
     if "notes" not in lesions.columns:
         lesions["notes"] = pd.Series([""] * len(lesions), dtype=object)
@@ -318,6 +320,29 @@ def _patient_task(patient: PatientStudy, config: StudyConfig, out_dir: str, stud
                 "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}, pdir / _DONE)
     return {"patient": pname, "status": status, "seconds": seconds, "n_lesions": int(len(lesions)),
             "n_failures": len(failures)}
+
+
+def _scrub_sidecars(pdir: Path, patient: PatientStudy, days: int, ids: list[str]) -> None:
+    """Every JSON the per-patient step wrote (map and mask sidecars): identifiers out, dates shifted."""
+    from ..io import write_json
+
+    def clean(obj: Any) -> Any:
+        if isinstance(obj, str):
+            return scrub(obj, patient, shift_days=days, identifiers=ids)
+        if isinstance(obj, list):
+            return [clean(v) for v in obj]
+        if isinstance(obj, dict):
+            return {clean(k) if isinstance(k, str) else k: clean(v) for k, v in obj.items()}
+        return obj
+
+    for f in sorted(pdir.rglob("*.json")):
+        try:
+            obj = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        new = clean(obj)
+        if new != obj:
+            write_json(new, f)
 
 
 def _finished(pdir: Path, settings_hash: str) -> Optional[dict]:
