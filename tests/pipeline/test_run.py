@@ -299,10 +299,17 @@ def test_demo_results_hold_no_identifier_of_the_phantom_patients(demo_results, d
                 idents.update(x for x in str(value).replace("^", "\\").split("\\")
                               if len(x) >= 4 and x.lower() != "phantom")
     assert len(idents) >= 4 * len(study.patients)  # ID, full name, given name, birth date, accessions
+    # real session dates (ISO and DICOM form): each patient's dates are shifted back by >= 52 weeks, more
+    # than the phantom's dates span, so no shifted date equals a real one
+    days = sorted({s.date for p in study.patients for s in p.series if s.date is not None})
+    assert (days[-1] - days[0]).days < 364
+    dates = [d.isoformat() for d in days] + [d.strftime("%Y%m%d") for d in days]
     for f, text in _all_text(demo_results[design]).items():
         low = text.lower()
         for ident in idents:
             assert ident.lower() not in low, f"{ident} in {f.relative_to(demo_results[design])}"
+        for d in dates:
+            assert d not in text, f"real date {d} in {f.relative_to(demo_results[design])}"
 
 
 @pytest.mark.demo
