@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 
 from theraquant import TheraquantError
@@ -168,31 +169,38 @@ def test_resume_refuses_other_settings(study, tmp_path):
 
 
 _KILL_SCRIPT = """
-import importlib.util, sys
+import sys
 from pathlib import Path
-spec = importlib.util.spec_from_file_location("_standin", {standin!r})
-m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
-from theraquant.pipeline._run import RunSettings, run_study
-run_study({study!r}, RunSettings(out=Path({out!r}), workers=1, processes=False, dicom=False, report=False,
-          cohort=False, quiet=True), process=m.standin_process)
+if __name__ == "__main__":
+    sys.path.insert(0, {here!r})  # the worker processes import the stand-in by name
+    import _standin
+    from theraquant.pipeline._run import RunSettings, run_study
+    run_study({study!r}, RunSettings(out=Path({out!r}), workers=1, dicom=False, report=False, cohort=False,
+              quiet=True), process=_standin.standin_process)
 """
 
 
 def test_sigkill_mid_cohort_then_resume_equals_a_clean_run(study, tmp_path):
     out = tmp_path / "killed"
     script = tmp_path / "run.py"
-    script.write_text(_KILL_SCRIPT.format(standin=str(HERE / "_standin.py"), study=str(study), out=str(out)))
+    script.write_text(_KILL_SCRIPT.format(here=str(HERE), study=str(study), out=str(out)))
     env = {**os.environ, "THERAQUANT_TEST_SLEEP": "60"}
     proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    children = []
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 120
         while not list((out / "patients").glob("*/done.json")):
             assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
-            assert time.monotonic() < deadline, "no patient finished in 90 s"
+            assert time.monotonic() < deadline, "no patient finished in 120 s"
             time.sleep(0.1)
+        children = psutil.Process(proc.pid).children(recursive=True)  # the Dask worker process(es)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
+    assert children
+    # the worker processes exit with their parent: no orphan keeps writing into RESULTS
+    gone, alive = psutil.wait_procs(children, timeout=20)
+    assert not alive, alive
     finished = sorted(p.parent.name for p in (out / "patients").glob("*/done.json"))
     assert len(finished) == 1 and not (out / "lesions.csv").exists()  # killed mid-cohort
     first = (out / "patients" / finished[0] / "lesions.parquet").stat().st_mtime_ns
