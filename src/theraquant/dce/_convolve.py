@@ -29,10 +29,13 @@ Model codes (order of the free parameters in ``th``, internal units):
 
 from __future__ import annotations
 
+import os
 from collections import namedtuple
+from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 __all__ = ["ModelInputs", "conv_exp", "forward_kernel", "linear_kernel", "lm_kernel", "row_stats"]
 
@@ -228,12 +231,12 @@ def _model(code, th, ua, uv, h, uniform, f, J, want_jac, w, g):  # pragma: no co
                 J[3, i] = vp * (ua[i] - uv[i]) + kt * (Fa[i] - Fv[i])
 
 
-@njit(cache=True, parallel=True, error_model="numpy", fastmath=_FM)
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=_FM)
 def _forward_impl(code, h, uniform, ua, uv, P, out):  # pragma: no cover - numba
     """out[i] = model(P[i]) for every voxel i; ua/uv have 1 row (shared) or one per voxel."""
     n, T = out.shape
     nb = (n + _BLOCK - 1) // _BLOCK
-    for b in prange(nb):
+    for b in range(nb):
         w = np.empty((6, T))
         g = np.empty(20)
         J = np.empty((P.shape[1], T))
@@ -339,24 +342,33 @@ def _eval(code, inp, ua, uv, th, f, J, want_jac, ws):  # pragma: no cover - numb
     The model is linear in its input samples, so dC/d(delay) is the model applied to the
     derivative samples -S'(t - delay) of the cubic-spline inputs.
     """
-    if not inp.fit_delay:
-        _model(code, th, ua, uv, inp.h, inp.uniform, f, J, want_jac, ws.w, ws.g)
-        return
-    ts = inp.ts
+    # one call site of _model (it is inlined: every call site is another copy of all seven
+    # models for the compiler, which is what the first fit's compile time is made of)
     sb = ws.sb
     p = th.shape[0]
-    d = th[p - 1]
-    _spline_shift(ts, inp.ca_c, d, sb[0], sb[2])
-    if inp.two:
-        _spline_shift(ts, inp.cv_c, d, sb[1], sb[3])
-    else:
-        for i in range(ts.shape[0]):
-            sb[1, i] = sb[0, i]
-            sb[3, i] = sb[2, i]
-    _model(code, th, sb[0], sb[1], inp.h, inp.uniform, f, J, want_jac, ws.w, ws.g)
-    if want_jac:
-        _model(code, th, sb[2], sb[3], inp.h, inp.uniform, sb[4], J, False, ws.w, ws.g)
-        for i in range(ts.shape[0]):
+    n_pass = 1
+    if inp.fit_delay:
+        ts = inp.ts
+        d = th[p - 1]
+        _spline_shift(ts, inp.ca_c, d, sb[0], sb[2])
+        if inp.two:
+            _spline_shift(ts, inp.cv_c, d, sb[1], sb[3])
+        else:
+            for i in range(ts.shape[0]):
+                sb[1, i] = sb[0, i]
+                sb[3, i] = sb[2, i]
+        if want_jac:
+            n_pass = 2
+    for k in range(n_pass):
+        if not inp.fit_delay:
+            a, v, out, jac = ua, uv, f, want_jac
+        elif k == 0:
+            a, v, out, jac = sb[0], sb[1], f, want_jac
+        else:  # the model on the derivative samples: the delay column of J
+            a, v, out, jac = sb[2], sb[3], sb[4], False
+        _model(code, th, a, v, inp.h, inp.uniform, out, J, jac, ws.w, ws.g)
+    if n_pass == 2:
+        for i in range(sb.shape[1]):
             J[p - 1, i] = sb[4, i]
 
 
@@ -483,7 +495,7 @@ def _lm_one(code, inp, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se, ws):  # p
     return sse, status
 
 
-@njit(cache=True, parallel=True, error_model="numpy", fastmath=_FM)
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=_FM)
 def _lm_impl(code, inp, Y, P0, lo, hi, max_iter, tol, P, SE, SSE, STATUS):  # pragma: no cover
     """Batched bounded Levenberg-Marquardt over all voxels (rows of Y), parallel over blocks.
 
@@ -496,7 +508,7 @@ def _lm_impl(code, inp, Y, P0, lo, hi, max_iter, tol, P, SE, SSE, STATUS):  # pr
     p = P0.shape[1]
     ua, uv = inp.ua, inp.uv
     nb = (n + _BLOCK - 1) // _BLOCK
-    for b in prange(nb):
+    for b in range(nb):
         ws = _work(p, T)
         y = np.empty(T)
         p0 = np.empty(p)
@@ -534,7 +546,7 @@ def _cumtrapz1(y, h, out):  # pragma: no cover - numba
         out[i] = out[i - 1] + 0.5 * h[i - 1] * (y[i] + y[i - 1])
 
 
-@njit(cache=True, parallel=True, error_model="numpy", fastmath=_FM)
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=_FM)
 def _linear_impl(code, h, ua, uv, Y, X):  # pragma: no cover - numba
     """Linear least squares of the model's integral form, per voxel (raw coefficients X).
 
@@ -546,7 +558,7 @@ def _linear_impl(code, h, ua, uv, Y, X):  # pragma: no cover - numba
     n, T = Y.shape
     q = X.shape[1]
     nb = (n + _BLOCK - 1) // _BLOCK
-    for blk in prange(nb):
+    for blk in range(nb):
         cols = np.empty((q, T))
         w = np.empty((4, T))
         G = np.empty((q, q))
@@ -617,12 +629,12 @@ def _linear_impl(code, h, ua, uv, Y, X):  # pragma: no cover - numba
                 X[k, j] = x[j] / s[j] if ok else np.nan
 
 
-@njit(cache=True, parallel=True, error_model="numpy", fastmath=_FM)
-def row_stats(Y, sst):  # pragma: no cover - numba
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=_FM)
+def _row_stats_impl(Y, sst):  # pragma: no cover - numba
     """Sum of squares about the mean of every row (NaN for a row holding NaN; 0 when the
     row is constant to rounding, i.e. below 1e-20 of its plain sum of squares)."""
     n, T = Y.shape
-    for k in prange(n):
+    for k in range(n):
         m = 0.0
         for i in range(T):
             m += Y[k, i]
@@ -640,21 +652,63 @@ def row_stats(Y, sst):  # pragma: no cover - numba
 # Entry points. The model code is a run-time argument: one compiled kernel serves all seven
 # models. (Specialising per model, the code a compile-time constant, was measured: it saves
 # only ~20 % of one model's compile time and multiplies the time to compile all of them.)
+# The kernels are serial and release the GIL (nogil); the rows are split into one block per
+# thread here. numba's own parallel loops (prange) took a third of the first fit's compile
+# time (issue #14: <= 8 s); threads over row blocks cost nothing to compile.
+_POOL: ThreadPoolExecutor | None = None
+
+
+def n_threads() -> int:
+    """Threads used by the kernels: numba's thread count (NUMBA_NUM_THREADS), default every CPU."""
+    try:
+        return max(1, int(numba.get_num_threads()))
+    except Exception:  # noqa: BLE001
+        return max(1, os.cpu_count() or 1)
+
+
+def _blocks(n: int, run) -> None:
+    """Call ``run(a, b)`` on about equal row ranges [a, b) covering [0, n), one per thread."""
+    global _POOL
+    k = min(n_threads(), max(1, n // _BLOCK))
+    if k <= 1:
+        run(0, n)
+        return
+    if _POOL is None or _POOL._max_workers < k:
+        _POOL = ThreadPoolExecutor(max_workers=k, thread_name_prefix="theraquant-dce")
+    edges = np.linspace(0, n, k + 1).astype(int)
+    for fut in [_POOL.submit(run, int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]:
+        fut.result()
+
+
+def _rows(arr, a, b):
+    """Rows [a, b) of a per-voxel (n, T) array, or the shared (1, T) row itself."""
+    return arr if arr.shape[0] == 1 else arr[a:b]
+
+
 def lm_kernel(inp, Y, P0, lo, hi, max_iter, tol, P, SE, SSE, STATUS):
     """Batched bounded Levenberg-Marquardt over all voxels (rows of Y), parallel over blocks.
 
-    ``inp`` is a :data:`ModelInputs` (``inp.code`` picks the model's kernel); its ``ua``/``uv``
-    are (1, T) (shared) or (n, T) (per voxel). max_iter = 0 only evaluates the SSE and
-    standard errors at P0 (clipped to the bounds). Results go to P, SE (n, p), SSE, STATUS (n,).
+    ``inp`` is a :data:`ModelInputs` (``inp.code`` the model); its ``ua``/``uv`` are (1, T)
+    (shared) or (n, T) (per voxel). max_iter = 0 only evaluates the SSE and standard errors at
+    P0 (clipped to the bounds). Results go to P, SE (n, p), SSE, STATUS (n,).
     """
-    _lm_impl(inp.code, inp, Y, P0, lo, hi, max_iter, tol, P, SE, SSE, STATUS)
+    def run(a, b):
+        sub = inp._replace(ua=_rows(inp.ua, a, b), uv=_rows(inp.uv, a, b))
+        _lm_impl(inp.code, sub, Y[a:b], P0[a:b], lo, hi, max_iter, tol, P[a:b], SE[a:b], SSE[a:b], STATUS[a:b])
+    _blocks(Y.shape[0], run)
 
 
 def forward_kernel(code, h, uniform, ua, uv, P, out):
     """out[i] = model(P[i]) for every voxel i; ua/uv have 1 row (shared) or one per voxel."""
-    _forward_impl(code, h, uniform, ua, uv, P, out)
+    _blocks(P.shape[0], lambda a, b: _forward_impl(code, h, uniform, _rows(ua, a, b), _rows(uv, a, b), P[a:b],
+                                                   out[a:b]))
 
 
 def linear_kernel(code, h, ua, uv, Y, X):
     """Linear least squares of model ``code``'s integral form per voxel (see ``_linear_impl``)."""
-    _linear_impl(code, h, ua, uv, Y, X)
+    _blocks(Y.shape[0], lambda a, b: _linear_impl(code, h, _rows(ua, a, b), _rows(uv, a, b), Y[a:b], X[a:b]))
+
+
+def row_stats(Y, sst):
+    """Sum of squares about the mean of every row (see ``_row_stats_impl``), parallel over blocks."""
+    _blocks(Y.shape[0], lambda a, b: _row_stats_impl(Y[a:b], sst[a:b]))

@@ -17,16 +17,16 @@ from ._models import MODELS, ModelName, get_model
 
 __all__ = ["COMPILE_ESTIMATE_S", "kernels_ready", "warm_up"]
 
-#: Typical compile time of one model's kernels on an empty cache, s (bench/RESULTS.md, 2 cores;
-#: it grows with the machine's load; the first model compiles the shared kernels too).
-COMPILE_ESTIMATE_S = 20
+#: Typical compile time of the first model's kernels on an empty cache, s (measured 9 CPU-s,
+#: 12.6 s wall at load 4 on 2 cores, 2026-12-03; a further model adds 1-3 s).
+COMPILE_ESTIMATE_S = 10
 
 
 def _dispatchers(code: int) -> list:
     from . import _convolve as C
     from . import _starts as S
 
-    out = [C.row_stats, C._lm_impl]
+    out = [C._row_stats_impl, C._lm_impl]
     out += [S._grid_impl, C.conv_exp] if code in S.GRID_MODELS else [C._linear_impl]
     return out
 

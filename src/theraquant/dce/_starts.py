@@ -24,9 +24,9 @@ grid point (Golub GH, Pereyra V. SIAM J Numer Anal 1973;10:413-32, doi:10.1137/0
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._convolve import _BLOCK, _FM, conv_exp
+from ._convolve import _BLOCK, _FM, _blocks, conv_exp
 
 __all__ = ["GRID_MODELS", "grid_start"]
 
@@ -64,13 +64,13 @@ def _nnls2(g11, g12, g22, d1, d2, yy):  # pragma: no cover - numba
     return b1, b2, best
 
 
-@njit(cache=True, parallel=True, error_model="numpy", fastmath=_FM)
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=_FM)
 def _grid_impl(code, Y, ua, uv, ks, Fa, Fv, G, fas, P0, SSE0, second):  # pragma: no cover - numba
     """Best grid point of every voxel (rows of Y), converted to the model's parameters."""
     n, T = Y.shape
     K = ks.shape[0]
     nb = (n + _BLOCK - 1) // _BLOCK
-    for blk in prange(nb):
+    for blk in range(nb):
         da = np.empty(K)
         dv = np.empty(K)
         for i in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
@@ -212,8 +212,9 @@ def grid_start(code: int, h: np.ndarray, uniform: bool, ua: np.ndarray, uv: np.n
     p = lo.size
     P0 = np.empty((n, p))
     SSE0 = np.empty(n)
-    _grid_impl(code, Y, np.ascontiguousarray(ua), np.ascontiguousarray(uv), ks, Fa, Fv, G, _FA, P0, SSE0,
-                 bool(second))
+    ua = np.ascontiguousarray(ua)
+    uv = np.ascontiguousarray(uv)
+    _blocks(n, lambda a, b: _grid_impl(code, Y[a:b], ua, uv, ks, Fa, Fv, G, _FA, P0[a:b], SSE0[a:b], bool(second)))
     with np.errstate(invalid="ignore"):
         P0 = np.clip(P0, lo, hi)
     return np.ascontiguousarray(P0), SSE0
