@@ -338,8 +338,8 @@ def _fixed_delay_fit(spec, t, h, uniform, ca, cv, Y, delay, lo, hi, method, p0, 
     use_grid = (p0 is None and method == "nlls" and spec.code in GRID_MODELS and ua.shape[0] == 1
                 and uv.shape[0] == 1)
     if use_grid:
-        P0, _ = grid_start(spec.code, h, uniform, ua[0], uv[0], Y, lo, hi)
-        raw = P0
+        starts = grid_start(spec.code, h, uniform, ua[0], uv[0], Y, lo, hi, second=spec.code == 6)
+        P0 = raw = starts[0]
     else:
         raw = _linear(spec, h, ua, uv, Y) if p0 is None else p0
         P0 = np.ascontiguousarray(np.clip(np.where(np.isfinite(raw), raw, start), lo, hi))
@@ -356,7 +356,7 @@ def _fixed_delay_fit(spec, t, h, uniform, ca, cv, Y, delay, lo, hi, method, p0, 
         if use_grid and spec.code == 6:
             # dual-input ETM: arterial fractions far apart can fit almost equally well (the
             # inputs are similar after the bolus): a second grid start at fa >= 0.2 away
-            G1, S1 = grid_start(spec.code, h, uniform, ua[0], uv[0], Y, lo, hi, second=True)
+            G1, S1 = starts[2], starts[3]
             # only where that basin's grid residual is close to the first basin's final one
             near = np.flatnonzero(S1 < _SECOND_BASIN * SSE)
             if near.size:

@@ -65,7 +65,7 @@ def _nnls2(g11, g12, g22, d1, d2, yy):  # pragma: no cover - numba
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=_FM)
-def _grid_impl(code, Y, ua, uv, ks, Fa, Fv, G, fas, P0, SSE0, second):  # pragma: no cover - numba
+def _grid_impl(code, Y, ua, uv, ks, Fa, Fv, G, fas, P0, SSE0, P1, SSE1, second):  # pragma: no cover - numba
     """Best grid point of every voxel (rows of Y), converted to the model's parameters."""
     n, T = Y.shape
     K = ks.shape[0]
@@ -97,30 +97,11 @@ def _grid_impl(code, Y, ua, uv, ks, Fa, Fv, G, fas, P0, SSE0, second):  # pragma
             q2 = np.nan
             q3 = np.nan
             if code == 3:  # 2CXM: pairs of rates K+ = ks[j] > K- = ks[m]
-                jb = 0
-                mb = 0
                 for j in range(1, K):
                     for m in range(j):
                         x1, x2, s = _nnls2(G[j, j, 0, 0], G[j, m, 0, 0], G[m, m, 0, 0], da[j], da[m], yy)
                         if s < best:
                             best, q0, q1, q2, q3 = s, x1, x2, ks[j], ks[m]
-                            jb = j
-                            mb = m
-                if second:  # the best pair at least 3 grid steps away in either rate: another basin
-                    best2 = np.inf
-                    r0 = np.nan
-                    r1 = np.nan
-                    r2 = np.nan
-                    r3 = np.nan
-                    for j in range(1, K):
-                        for m in range(j):
-                            if abs(j - jb) < 3 and abs(m - mb) < 3:
-                                continue
-                            x1, x2, s = _nnls2(G[j, j, 0, 0], G[j, m, 0, 0], G[m, m, 0, 0], da[j], da[m], yy)
-                            if s < best2:
-                                best2, r0, r1, r2, r3 = s, x1, x2, ks[j], ks[m]
-                    q0, q1, q2, q3 = r0, r1, r2, r3
-                    best = best2
             elif code == 4:  # 2CUM: rate Kp = ks[j] and the integral (rate 0)
                 for j in range(1, K):
                     x1, x2, s = _nnls2(G[j, j, 0, 0], G[j, 0, 0, 0], G[0, 0, 0, 0], da[j], da[0], yy)
@@ -134,6 +115,10 @@ def _grid_impl(code, Y, ua, uv, ks, Fa, Fv, G, fas, P0, SSE0, second):  # pragma
             else:  # dual-input ETM: (kep, fa) grid, (vp, Ktrans) linear
                 mb = -100
                 best2 = np.inf
+                r0 = np.nan
+                r1 = np.nan
+                r2 = np.nan
+                r3 = np.nan
                 for sweep in range(2 if second else 1):
                     for j in range(K):
                         for m in range(fas.shape[0]):
@@ -150,9 +135,10 @@ def _grid_impl(code, Y, ua, uv, ks, Fa, Fv, G, fas, P0, SSE0, second):  # pragma
                                 best, q0, q1, q2, q3 = s, x1, x2, ks[j], a
                                 mb = m
                             elif sweep == 1 and s < best2:
-                                best2, q0, q1, q2, q3 = s, x1, x2, ks[j], a
-                if second:
-                    best = best2
+                                best2, r0, r1, r2, r3 = s, x1, x2, ks[j], a
+                if second:  # the other basin's start, for a second fit where it may win
+                    SSE1[i] = best2
+                    P1[i, 0], P1[i, 1], P1[i, 2], P1[i, 3] = r1, (r1 / r2 if r2 > 0.0 else np.inf), r0, r3
             SSE0[i] = best
             if code == 3:
                 ap, am, kpl, kmi = q0, q1, q2, q3
@@ -184,13 +170,13 @@ def _grid_impl(code, Y, ua, uv, ks, Fa, Fv, G, fas, P0, SSE0, second):  # pragma
 
 
 def grid_start(code: int, h: np.ndarray, uniform: bool, ua: np.ndarray, uv: np.ndarray, Y: np.ndarray,
-               lo: np.ndarray, hi: np.ndarray, *, second: bool = False) -> tuple[np.ndarray, np.ndarray]:
+               lo: np.ndarray, hi: np.ndarray, *, second: bool = False) -> tuple[np.ndarray, ...]:
     """Grid start (kernel units, clipped to [lo, hi]) and the grid's SSE for every row of Y.
 
     ``ua``, ``uv``: (T,) inputs shared by all rows (mM); ``h`` frame intervals (min).
     Unbounded conversions (ve of a K- = 0 pair, ...) are clipped to the bound. ``second``
-    (2CXM): the best grid point at least three grid steps from the best in either rate
-    instead (a start in another basin; its SSE is still the best one's).
+    (dual-input ETM): also the best grid point with fa at least 0.2 from the best one's (a
+    start in another basin) and its grid SSE: returns (P0, SSE0, P1, SSE1).
     """
     T = ua.shape[0]
     ks = _RATES
@@ -210,11 +196,17 @@ def grid_start(code: int, h: np.ndarray, uniform: bool, ua: np.ndarray, uv: np.n
             G[j, 0] = B @ B.T
     n = Y.shape[0]
     p = lo.size
+    second = bool(second and code == 6)
     P0 = np.empty((n, p))
     SSE0 = np.empty(n)
+    P1 = np.empty((n, p) if second else (1, p))
+    SSE1 = np.empty(n if second else 1)
     ua = np.ascontiguousarray(ua)
     uv = np.ascontiguousarray(uv)
-    _blocks(n, lambda a, b: _grid_impl(code, Y[a:b], ua, uv, ks, Fa, Fv, G, _FA, P0[a:b], SSE0[a:b], bool(second)))
+    _blocks(n, lambda a, b: _grid_impl(code, Y[a:b], ua, uv, ks, Fa, Fv, G, _FA, P0[a:b], SSE0[a:b],
+                                       P1[a:b] if second else P1, SSE1[a:b] if second else SSE1, second))
     with np.errstate(invalid="ignore"):
-        P0 = np.clip(P0, lo, hi)
-    return np.ascontiguousarray(P0), SSE0
+        P0 = np.ascontiguousarray(np.clip(P0, lo, hi))
+        if not second:
+            return P0, SSE0
+        return P0, SSE0, np.ascontiguousarray(np.clip(P1, lo, hi)), SSE1
