@@ -11,6 +11,9 @@ Same map, same kernel, same run, float64 throughout (plus one row with single-pr
 Peak memory: each method runs once more in a fresh subprocess; the figure is the peak resident
 set size (VmHWM) minus the resident size just before the call (the map itself excluded).
 Target (issue #5): >= 2.5x fftconvolve, agreement to 1e-5 of the maximum dose.
+Figures (issue #14 correction): the full ``absorbed_dose`` call measured 1.39-2.39x fftconvolve
+best-to-best over repeated runs, not the 2.23-2.56x once reported, and no gain for a single call in
+a fresh process (FFT set-up dominates); quote the per-run rows, not the best ratio.
 """
 
 from __future__ import annotations
