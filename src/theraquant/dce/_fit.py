@@ -284,6 +284,8 @@ _POOR_FIT = 4.0
 # (dual-input ETM; measured on the issue #14 sample: 1.25 sends ~40 % of the voxels to a second
 # fit and reaches the minimum as often as 1.5 (~56 %); 1.1 (~20 %) missed one voxel in 200)
 _SECOND_BASIN = 1.25
+# iteration-limited fits of the liver models continue for this many times max_iter more
+_CONTINUE = 5
 # median of a chi-square variable with one degree of freedom
 _CHI2_1_MEDIAN = 0.454936423119572
 
@@ -372,6 +374,14 @@ def _fixed_delay_fit(spec, t, h, uniform, ca, cv, Y, delay, lo, hi, method, p0, 
             lm_kernel(ia, Ya, S0, lo, hi, iters, float(tol), *alt)
             sub = _keep_better((P[again], SE[again], SSE[again], ST[again]), alt)
             P[again], SE[again], SSE[again], ST[again] = sub
+        if use_grid:
+            # fits stopped by the iteration limit are crawling along a flat valley (2CXM towards
+            # Fp or PS on a bound): continue those alone, with _CONTINUE x the iterations
+            slow = np.flatnonzero(ST == 2)
+            if slow.size and ua.shape[0] == 1 and uv.shape[0] == 1:
+                sub = _lm_run(inp, np.ascontiguousarray(Y[slow]), np.ascontiguousarray(P[slow]), lo, hi,
+                              _CONTINUE * iters, tol)
+                P[slow], SE[slow], SSE[slow], ST[slow] = _keep_better((P[slow], SE[slow], SSE[slow], ST[slow]), sub)
     if method == "linear":
         with np.errstate(invalid="ignore"):
             inside = np.all(np.isfinite(raw) & (raw >= lo) & (raw <= hi), axis=1)
