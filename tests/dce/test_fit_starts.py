@@ -62,10 +62,10 @@ def test_dual_input_high_ktrans_high_fa_reaches_the_minimum():
     ("dual_input_etofts", 200, 0.995),  # issue #14 target 99.5 %: at most 1 of 200 voxels may miss
     ("dual_input_1c", 120, 0.995),
     ("2cum", 120, 0.995),
-    # 2CXM with two thirds of the sample in the flow-limited and PS -> 0 corners: measured 93-97 %
-    # (issue #14's target of 99.5 % is not met yet: bench/RESULTS.md); this guards the gain over
-    # the 59 % of the earlier starts on the same sample
-    ("2cxm", 90, 0.85),
+    # 2CXM with two thirds of the sample in the flow-limited and PS -> 0 corners: 86 of these 90
+    # (95.6 %; 98 % on 300 voxels); issue #14's 99.5 % is not met yet (bench/RESULTS.md). At least
+    # 83 of 90 guards the gain over the earlier starts (59 % on a sample like this one)
+    ("2cxm", 90, 0.92),
 ])
 def test_fitted_residual_reaches_best_of_three_curve_fit(model, n, need):
     rng = np.random.default_rng(2014)
