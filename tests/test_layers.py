@@ -60,7 +60,7 @@ def _fake_package(tmp_path: Path, extra: dict[str, str]) -> Path:
     (pkg / "pet" / "_suv.py").write_text("def read_suv(d):\n    from ..io import read_pet_series\n")
     (pkg / "pipeline" / "_export.py").write_text("")
     (pkg / "io" / "_seg.py").write_text("")
-    (pkg / "report" / "_figures.py").write_text("from .. import dce\n")
+    (pkg / "report" / "_figures.py").write_text("")
     for rel, src in extra.items():
         (pkg / rel).write_text(textwrap.dedent(src))
     text = (ROOT / "pyproject.toml").read_text()
@@ -104,7 +104,9 @@ def test_report_figures_never_set_the_process_wide_backend(tmp_path):
     ph = liver_dce_phantom(shape=(2, 16, 16))
     res = {p: np.asarray(v) for p, v in ph.truth.items()}  # the truth as a perfect "fit"
     res["success"] = np.ones(ph.labels.array.shape, bool)
-    out = dce_phantom_figure(tmp_path / "fig.png", ph, res, "etofts", 1)
+    curves = [("tumour", ph.image.array[1, 8, 8], ph.image.array[1, 8, 8])]
+    out = dce_phantom_figure(tmp_path / "fig.png", ph, res, "etofts", 1, params=("Ktrans", "ve", "vp"),
+                             curves=curves)
     assert out.stat().st_size > 10_000  # a real PNG of the panels
     assert (matplotlib.get_backend(), matplotlib.rcParams["backend"]) == before
     import ast

@@ -74,7 +74,7 @@ def run_dce_demo(out_dir: str | Path, *, model: str = "dual_input_etofts", noise
     progress : callable, optional
         ``progress(done, total)`` in voxels.
     """
-    from ..dce import summarize_maps
+    from ..dce import MODELS, summarize_maps
     from ..image import Image
     from ..io import write_nifti
     from ..phantom import LIVER_LABELS, liver_dce_phantom
@@ -114,9 +114,27 @@ def run_dce_demo(out_dir: str | Path, *, model: str = "dual_input_etofts", noise
 
     write_table(both, vs_truth, float_format="%.6g")  # atomic
     slice_z = int(np.argmax(np.isin(ph.labels.array, [2, 3, 4]).sum(axis=(1, 2))))
-    png = dce_phantom_figure(out_dir / "demo.png", ph, res, model, slice_z)
+    png = dce_phantom_figure(out_dir / "demo.png", ph, res, model, slice_z, params=MODELS[model].free,
+                             curves=_example_curves(ph, res, model))
     maps = tuple(p for p in run.written if p.name.endswith((".nii.gz", ".nii")))
     return DceDemoRun(both, out_dir, inp, truth_dir, maps_dir, maps, vs_truth, png)
+
+
+def _example_curves(ph, res, model: str) -> list[tuple[str, Any, Any]]:
+    """One voxel per tissue label (the middle one that fitted): its data and the fitted model's curve."""
+    from ..dce import MODELS, simulate
+
+    labels = ph.labels.array
+    curves = []
+    for value in (1, 2, 3, 4):
+        idx = np.argwhere((labels == value) & np.asarray(res["success"]))
+        if idx.size == 0:
+            continue
+        z, y, x = idx[len(idx) // 2]
+        fitted = {p: np.asarray([res[p][z, y, x]], dtype=float) for p in MODELS[model].free}
+        fit_curve = simulate(ph.t, model, fitted, cp=ph.cp, cp_portal=ph.cp_portal)[0]
+        curves.append((ph.label_names[value], np.asarray(ph.image.array[z, y, x], dtype=float), fit_curve))
+    return curves
 
 
 # ---------------------------------------------------------------------------------------------- study demo

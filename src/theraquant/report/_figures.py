@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Sequence
 
 __all__ = ["dce_phantom_figure"]
 
 
-def dce_phantom_figure(path: Path, ph, res, model: str, slice_z: int) -> Path:
+def dce_phantom_figure(path: Path, ph, res, model: str, slice_z: int, *, params: Sequence[str],
+                       curves: Sequence[tuple[str, Any, Any]]) -> Path:
     """Truth and fitted maps on one slice, and example curves with their fits (matplotlib Agg, PNG).
+
+    The figure only draws: the fitted curves come from the caller (the pipeline evaluates the model),
+    so the report never simulates.
 
     Parameters
     ----------
@@ -22,17 +27,19 @@ def dce_phantom_figure(path: Path, ph, res, model: str, slice_z: int) -> Path:
         Model fitted.
     slice_z : int
         Slice shown.
+    params : sequence of str
+        The model's free parameters to show (those with a truth map).
+    curves : sequence of (name, data, fit)
+        One example voxel per tissue: its concentration data and the fitted model's curve at
+        ``ph.t``, mM.
     """
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from .. import dce
-    from ..dce import MODELS
+    units = dict(getattr(res, "units", {}) or {})  # the fit's own units
 
-    units = dict(getattr(res, "units", {}) or {})  # the fit's own units (no private dce module)
-
-    params = [p for p in MODELS[model].free if p in ph.truth]
+    params = [p for p in params if p in ph.truth]
     fig = Figure(figsize=(3.2 * len(params), 9.0), layout="constrained")  # never pyplot: no global state
     FigureCanvasAgg(fig)
     axes = fig.subplots(3, len(params), squeeze=False)
@@ -56,17 +63,10 @@ def dce_phantom_figure(path: Path, ph, res, model: str, slice_z: int) -> Path:
     ax.legend(fontsize=7)
     ax.set_title("input functions", fontsize=9)
     panels = list(axes[2, 1:]) or [axes[2, 0]]
-    for j, value in enumerate((1, 2, 3, 4)):
+    for j, (name, data, fit_curve) in enumerate(curves):
         ax = panels[j % len(panels)]
-        idx = np.argwhere((labels == value) & np.asarray(res["success"]))
-        if idx.size == 0:
-            continue
-        z, y, x = idx[len(idx) // 2]
-        data = np.asarray(ph.image.array[z, y, x], dtype=float)
-        fitted_params = {p: np.asarray([res[p][z, y, x]], dtype=float) for p in MODELS[model].free}
-        fit_curve = dce.simulate(ph.t, model, fitted_params, cp=ph.cp, cp_portal=ph.cp_portal)[0]
-        ax.plot(ph.t, data, ".", color=f"C{j}", ms=3, label=f"{ph.label_names[value]} data")
-        ax.plot(ph.t, fit_curve, "-", color=f"C{j}", lw=1.2, label=f"{ph.label_names[value]} fit")
+        ax.plot(ph.t, np.asarray(data, dtype=float), ".", color=f"C{j}", ms=3, label=f"{name} data")
+        ax.plot(ph.t, np.asarray(fit_curve, dtype=float), "-", color=f"C{j}", lw=1.2, label=f"{name} fit")
         ax.set_xlabel("time (s)")
         ax.set_ylabel("mM")
         ax.legend(fontsize=7)
