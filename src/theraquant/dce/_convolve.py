@@ -656,6 +656,7 @@ def _row_stats_impl(Y, sst):  # pragma: no cover - numba
 # thread here. numba's own parallel loops (prange) took a third of the first fit's compile
 # time (issue #14: <= 8 s); threads over row blocks cost nothing to compile.
 _POOL: ThreadPoolExecutor | None = None
+_POOL_PID = 0  # a pool inherited through fork() has no threads: make a new one in the child
 
 
 def n_threads() -> int:
@@ -668,13 +669,14 @@ def n_threads() -> int:
 
 def _blocks(n: int, run) -> None:
     """Call ``run(a, b)`` on about equal row ranges [a, b) covering [0, n), one per thread."""
-    global _POOL
+    global _POOL, _POOL_PID
     k = min(n_threads(), max(1, n // _BLOCK))
     if k <= 1:
         run(0, n)
         return
-    if _POOL is None or _POOL._max_workers < k:
+    if _POOL is None or _POOL._max_workers < k or _POOL_PID != os.getpid():
         _POOL = ThreadPoolExecutor(max_workers=k, thread_name_prefix="theraquant-dce")
+        _POOL_PID = os.getpid()
     edges = np.linspace(0, n, k + 1).astype(int)
     for fut in [_POOL.submit(run, int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]:
         fut.result()
