@@ -326,8 +326,11 @@ def _fixed_delay_fit(spec, t, h, uniform, ca, cv, Y, delay, lo, hi, method, p0, 
 
     Starts: ``p0`` if given; else, for the liver models (2CXM, 2CUM, dual-input) with inputs
     shared by all rows, the variable-projection grid (:mod:`._starts`), and a second start
-    from OSIPI's values only where the first fit ends on a bound or at the iteration limit;
-    else the linear (integral-form) fit, OSIPI's values where it is NaN.
+    from OSIPI's values only where the first fit ends on a bound or at the iteration limit
+    (every voxel for 2CXM: ``multistart``), for the dual-input ETM the grid's best point in
+    another fa basin where its grid SSE is within 1.25x of the first fit's, and 5 x max_iter
+    more iterations for fits still at the iteration limit; else the linear (integral-form)
+    fit, OSIPI's values where it is NaN.
     multistart True: the OSIPI start for every voxel too; keep the lower SSE per voxel.
     """
     ua = _shift(t, ca, delay)
