@@ -37,7 +37,7 @@ def main(out_dir: Path) -> None:
     cp_portal = dce.aif.measured(t, conc[labels == 6], hct=hct)
 
     tissue = np.isin(labels, [1, 2, 3, 4])
-    res = dce.fit_volume(conc, t, "dual_input_etofts", cp=cp, cp_portal=cp_portal, mask=tissue,
+    res = dce.fit_volume(t, conc, "dual_input_etofts", cp=cp, cp_portal=cp_portal, mask=tissue,
                          chunk_voxels=2048, progress=lambda done, total: print(f"\rfitted {done}/{total}", end=""))
     print(f"\n{res}")
 
