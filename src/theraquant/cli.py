@@ -917,7 +917,12 @@ def dce_demo(
 
     from .pipeline import run_dce_demo
 
+    from . import dce  # DCE: say so when the fitting kernels compile first (issue #14)
+
     t0 = time.perf_counter()
+    if model in dce.MODELS and not dce.kernels_ready(model):
+        out.print(f"compiling fitting kernels (once, ~{dce.COMPILE_ESTIMATE_S} s)")
+        dce.warm_up(model)
     with _voxel_progress(f"fitting {model}") as progress:
         run = run_dce_demo(out_dir, model=model, noise_sd=noise, seed=seed, overwrite=overwrite, progress=progress)
     rows = [[r.name, r.parameter, r.units, str(r.n_voxels), f"{r.truth_median:.4g}", f"{r.median:.4g}",
