@@ -3,7 +3,7 @@
 Usage::
 
     python bench/bench_pipeline.py demo               # `theraquant demo` in a fresh process, wall time
-    python bench/bench_pipeline.py cohort --patients 50 --workers 1 2
+    python bench/bench_pipeline.py cohort --patients 50 --workers 1 2 [--study DIR]
 
 ``demo`` runs ``theraquant demo --out TMP`` as a subprocess (imports, phantom DICOM writing, both
 study runs, DICOM export, reports, vs_truth) and reports its wall time and the child's peak RSS.
@@ -58,28 +58,34 @@ def bench_demo(keep: bool) -> None:
             shutil.copytree(out, Path("bench-demo-output"), dirs_exist_ok=True)
 
 
-def bench_cohort(n_patients: int, workers: list[int], seed: int) -> None:
+def bench_cohort(n_patients: int, workers: list[int], seed: int, study_dir: Path | None) -> None:
     from theraquant import phantom
     from theraquant.pipeline import RunSettings, run_study
 
     with tempfile.TemporaryDirectory(prefix="tq-bench-cohort-") as tmp:
         t0 = time.perf_counter()
-        study = phantom.write_tare_study(Path(tmp) / "study", n_patients=n_patients, seed=seed)
-        t_write = time.perf_counter() - t0
+        if study_dir is None or not study_dir.exists():
+            study_dir = phantom.write_tare_study(study_dir or Path(tmp) / "study", n_patients=n_patients,
+                                                 seed=seed).study_dir
+            written = f"study written in {time.perf_counter() - t0:.1f} s"
+        else:
+            written = f"study {study_dir} written beforehand"
         rows = []
         for w in workers:
             out = Path(tmp) / f"results-{w}"
             t0 = time.perf_counter()
-            run = run_study(study.study_dir, RunSettings(out=out, workers=w, dicom=False, report=False, cohort=False,
-                                                         quiet=True))
+            run = run_study(study_dir, RunSettings(out=out, workers=w, dicom=False, report=False, cohort=False,
+                                                   quiet=True))
             wall = time.perf_counter() - t0
+            n = len(run.patients)
             ok = int((run.patients["status"] != "failed").sum())
-            rows.append((w, wall, n_patients / wall * 60.0, ok, len(run.lesions)))
-        print(f"# {_header()}; study written in {t_write:.1f} s")
+            rows.append((w, n, wall, n / wall * 60.0, ok, len(run.lesions)))
+            print(f"  {w} worker(s): {wall:.1f} s", flush=True)
+        print(f"# {_header()}; {written}")
         print("| workers | patients | wall s | patients / min | patients not failed | lesions |")
         print("|---|---|---|---|---|---|")
-        for w, wall, ppm, ok, nl in rows:
-            print(f"| {w} | {n_patients} | {wall:.1f} | {ppm:.1f} | {ok} | {nl} |")
+        for w, n, wall, ppm, ok, nl in rows:
+            print(f"| {w} | {n} | {wall:.1f} | {ppm:.1f} | {ok} | {nl} |")
 
 
 def main() -> None:
@@ -91,11 +97,12 @@ def main() -> None:
     c.add_argument("--patients", type=int, default=50)
     c.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     c.add_argument("--seed", type=int, default=2026)
+    c.add_argument("--study", type=Path, default=None, help="reuse (or write once to) this study folder")
     args = ap.parse_args()
     if args.what == "demo":
         bench_demo(args.keep)
     else:
-        bench_cohort(args.patients, args.workers, args.seed)
+        bench_cohort(args.patients, args.workers, args.seed, args.study)
 
 
 if __name__ == "__main__":
