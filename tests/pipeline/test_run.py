@@ -294,9 +294,15 @@ def test_demo_compares_with_truth_and_replaces_its_own_output(tmp_path, monkeypa
     monkeypatch.syspath_prepend(str(HERE))  # worker processes import the stand-in
     monkeypatch.setattr(phantom, "write_tare_study", _fake_phantom("tare"), raising=False)
     monkeypatch.setattr(phantom, "write_prrt_study", _fake_phantom("prrt"), raising=False)
+    from theraquant import dce
+
+    warmed, said = [], []
+    monkeypatch.setattr(dce, "kernels_ready", lambda model=None: False)  # a cold numba cache
+    monkeypatch.setattr(dce, "warm_up", lambda model=None: warmed.append(model) or 0.0)
     out = tmp_path / "demo"
     kw = {"workers": 1, "dicom": False, "report": False, "cohort": False, "process": standin.standin_process}
-    run = run_demo(out, **kw)
+    run = run_demo(out, **kw, log=said.append)
+    assert "compiling fitting kernels (once, ~20 s)" in said and warmed == ["dual_input_etofts", "etofts"]
     for design in ("tare", "prrt"):
         vt = pd.read_csv(out / design / "results" / "vs_truth.csv", keep_default_na=False)
         assert list(vt.columns) == ["patient", "lesion", "biomarker", "unit", "true", "recovered", "error",
