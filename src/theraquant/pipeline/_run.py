@@ -13,7 +13,6 @@ export and the report run on the aggregated folder (docs/results-layout.md).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as _dt
 import hashlib
 import inspect
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 from ..errors import TheraquantError
-from ._config import StudyConfig, config_hash, load_config
+from ._config import StudyConfig, load_config
 from ._discovery import PatientStudy, Problem, Study, discover_study
 from ._privacy import date_shift_days, display_patient, identifier_strings, scrub
 
