@@ -232,3 +232,38 @@ def test_headers_read_on_an_executor_give_the_same_study(tare_study):
     with ThreadPoolExecutor(2) as ex:
         pooled = discover_study(root, executor=ex)
     assert pooled.patients == plain.patients and pooled.problems == plain.problems
+
+
+def test_enhanced_multiframe_mr_roles_from_functional_groups(tmp_path):
+    """One Enhanced MR file: 2 slices x 3 temporal positions in its per-frame functional groups -> dce."""
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    p = fac.Patient("P-8")
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"  # Enhanced MR Image Storage
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"
+    ds.PatientID, ds.Modality, ds.StudyDate = p.patient_id, "MR", "20240110"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = generate_uid(), generate_uid(), p.for_uid
+    ds.NumberOfFrames, ds.Rows, ds.Columns = 6, 4, 4
+    shared = Dataset()
+    timing = Dataset()
+    timing.FlipAngle = 12.0
+    shared.MRTimingAndRelatedParametersSequence = [timing]
+    ds.SharedFunctionalGroupsSequence = [shared]
+    frames = []
+    for t in range(3):
+        for z in range(2):
+            fg, content, pos = Dataset(), Dataset(), Dataset()
+            content.TemporalPositionIndex = t + 1
+            pos.ImagePositionPatient = [0.0, 0.0, 2.0 * z]
+            fg.FrameContentSequence, fg.PlanePositionSequence = [content], [pos]
+            frames.append(fg)
+    ds.PerFrameFunctionalGroupsSequence = frames
+    ds.save_as(str(tmp_path / "enhanced.dcm"), enforce_file_format=True)
+    s = discover_study(tmp_path).patients[0].series[0]
+    assert (s.role, s.n_temporal, s.flip_angles) == ("dce", 3, (12.0,))
