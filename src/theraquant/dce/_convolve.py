@@ -400,46 +400,89 @@ def _lm_one(code, inp, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se, ws):  # p
         if not np.isfinite(v):
             v = 0.5 * (lo[j] + hi[j])
         pout[j] = min(max(v, lo[j]), hi[j])
-    _eval(code, inp, ua, uv, pout, f, J, True, ws)
-    sse = 0.0
-    for i in range(T):
-        r[i] = y[i] - f[i]
-        sse += r[i] * r[i]
+    # One evaluation site (the model is inlined at every call site, which is what compiling the
+    # kernel costs): each pass evaluates either the start (pout -> f, J) or a trial step
+    # (pn -> fn, Jn), then decides, then builds the next trial.
     status = 2
-    if not np.isfinite(sse):
-        status = -2
     lam = 1e-4
     it = 0
-    while it < max_iter and status == 2:
-        it += 1
-        # normal equations
-        _gram(J, r, p, JTJ, grad, True)
-        dmax = 0.0
-        for a in range(p):
-            if JTJ[a, a] > dmax:
-                dmax = JTJ[a, a]
-        if dmax <= 0.0:
-            status = 1
-            break
-        nfree = 0
-        for a in range(p):
-            held = (pout[a] <= lo[a] and grad[a] < 0.0) or (pout[a] >= hi[a] and grad[a] > 0.0)
-            free[a] = 0.0 if held else 1.0
-            e[a] = 0.0 if held else grad[a]
-            if not held:
-                nfree += 1
-        if nfree == 0:
-            status = 1  # every parameter pinned on a bound by its gradient: a (corner) minimum
-            break
-        accepted = False
-        for _try in range(12):
+    ntry = 0
+    sse = np.inf
+    moved = 0.0
+    dmax = 0.0
+    trial = False
+    while True:
+        if trial:
+            th, ff, JJ = pn, fn, Jn
+        else:
+            th, ff, JJ = pout, f, J
+        _eval(code, inp, ua, uv, th, ff, JJ, True, ws)
+        ssen = 0.0
+        for i in range(T):
+            d = y[i] - ff[i]
+            ssen += d * d
+        fresh = False
+        if not trial:
+            for i in range(T):
+                r[i] = y[i] - f[i]
+            sse = ssen
+            if not np.isfinite(sse):
+                status = -2
+                break
+            fresh = True
+        elif np.isfinite(ssen) and ssen <= sse:
+            drop = sse - ssen
+            sse = ssen
+            for a in range(p):
+                pout[a] = pn[a]
+            for i in range(T):
+                r[i] = y[i] - fn[i]
+            f, fn = fn, f
+            J, Jn = Jn, J
+            lam = max(lam * 0.1, 1e-12)
+            if drop <= tol * sse or moved <= tol:
+                status = 1
+                break
+            fresh = True
+        else:
+            lam *= 10.0
+            ntry += 1
+            if moved <= tol * 1e-2 or ntry >= 12:
+                status = 1  # no downhill step left: at a (bounded) minimum
+                break
+        if fresh:  # a new iteration at the accepted point: normal equations and active set
+            if it >= max_iter:
+                break
+            it += 1
+            ntry = 0
+            _gram(J, r, p, JTJ, grad, True)
+            dmax = 0.0
+            for a in range(p):
+                if JTJ[a, a] > dmax:
+                    dmax = JTJ[a, a]
+            if dmax <= 0.0:
+                status = 1
+                break
+            nfree = 0
+            for a in range(p):
+                held = (pout[a] <= lo[a] and grad[a] < 0.0) or (pout[a] >= hi[a] and grad[a] > 0.0)
+                free[a] = 0.0 if held else 1.0
+                e[a] = 0.0 if held else grad[a]
+                if not held:
+                    nfree += 1
+            if nfree == 0:
+                status = 1  # every parameter pinned on a bound by its gradient: a (corner) minimum
+                break
+        # the next trial step (damped, projected on the box)
+        found = False
+        while ntry < 12:
             for a in range(p):
                 for b in range(p):
                     A[a, b] = JTJ[a, b] * free[a] * free[b]
                 A[a, a] = JTJ[a, a] + lam * max(JTJ[a, a], 1e-12 * dmax) if free[a] > 0.0 else 1.0
-            ok = _chol_solve(A, e, dlt, L, p)
-            if not ok:
+            if not _chol_solve(A, e, dlt, L, p):
                 lam *= 10.0
+                ntry += 1
                 continue
             moved = 0.0
             for a in range(p):
@@ -448,34 +491,15 @@ def _lm_one(code, inp, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se, ws):  # p
                 rel = abs(v - pout[a]) / (abs(pout[a]) + 1e-6 * (hi[a] - lo[a]) + 1e-12)
                 if rel > moved:
                     moved = rel
-            if moved <= tol and lam < 1.0:
-                accepted = True  # the (Gauss-Newton-like) step is negligible: converged
-                status = 1
-                break
-            _eval(code, inp, ua, uv, pn, fn, Jn, True, ws)
-            ssen = 0.0
-            for i in range(T):
-                d = y[i] - fn[i]
-                ssen += d * d
-            if np.isfinite(ssen) and ssen <= sse:
-                accepted = True
-                drop = sse - ssen
-                sse = ssen
-                for a in range(p):
-                    pout[a] = pn[a]
-                for i in range(T):
-                    r[i] = y[i] - fn[i]
-                f, fn = fn, f
-                J, Jn = Jn, J
-                lam = max(lam * 0.1, 1e-12)
-                if drop <= tol * sse or moved <= tol:
-                    status = 1
-                break
-            lam *= 10.0
-            if moved <= tol * 1e-2:
-                break
-        if not accepted:
+            found = True
+            break
+        if not found:
             status = 1  # no downhill step left: at a (bounded) minimum
+            break
+        if moved <= tol and lam < 1.0:
+            status = 1  # the (Gauss-Newton-like) step is negligible: converged
+            break
+        trial = True
     # standard errors from the Jacobian: cov = s^2 (J^T J)^-1
     dof = T - p
     _gram(J, r, p, JTJ, grad, False)
