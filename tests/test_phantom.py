@@ -56,7 +56,7 @@ def test_inputs_and_vessel_curves(phantom):
 def test_noiseless_phantom_truth_is_recovered_by_fitting(phantom):
     ph = phantom
     tissue = np.isin(ph.labels.array, list(LIVER_TISSUES))
-    res = dce.fit_volume(ph.image.array, ph.t, ph.model, cp=ph.cp, cp_portal=ph.cp_portal, mask=tissue)
+    res = dce.fit_volume(ph.t, ph.image.array, ph.model, cp=ph.cp, cp_portal=ph.cp_portal, mask=tissue)
     assert res["success"][tissue].all()
     # noiseless curves stored in float32 (relative rounding 6e-8): the fit reproduces the truth to
     # float32 precision; 1e-4 relative leaves margin (measured worst case 4e-7)
