@@ -45,6 +45,20 @@ def test_response_table_gee_wald_when_estimable(lesions):
     assert_allclose(t.gee_wald.statistic, fit.z["hi"] ** 2, rtol=1e-8)
 
 
+def test_response_table_operator_at_the_cut_off():
+    # ARTE-MISO: hypoxic is "T/BP > 1.29", so a lesion at exactly 1.29 is non-hypoxic with ">" and
+    # hypoxic with the default ">="; the other lesions are far from the cut-off and never move.
+    df = pd.DataFrame({"resp": [1, 1, 0, 0, 1, 0], "tbp": [1.29, 1.0, 1.6, 1.7, 1.1, 1.5]})
+    strict = response_table(df, "resp", {"tbp": 1.29}, operators={"tbp": ">"})
+    loose = response_table(df, "resp", {"tbp": 1.29})
+    assert strict.cells["n"].tolist() == [3, 3] and strict.cells["responders"].tolist() == [3, 0]
+    assert loose.cells["n"].tolist() == [2, 4] and loose.cells["responders"].tolist() == [2, 1]
+    assert "tbp > 1.29" in strict.summary() and "tbp >= 1.29" in loose.summary()
+    assert strict.to_dict()["operators"] == {"tbp": ">"}
+    with pytest.raises(ValueError, match="operators must map a marker"):
+        response_table(df, "resp", {"tbp": 1.29}, operators={"tbp": "<"})
+
+
 def test_response_table_errors(lesions):
     with pytest.raises(ValueError, match="all 72 lesions fall into one cell"):
         response_table(lesions, "response", {"tbp": -5.0})

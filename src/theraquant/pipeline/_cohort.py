@@ -21,8 +21,10 @@ from ..errors import TheraquantError
 
 __all__ = ["cohort_analysis", "STUDY_CUTOFFS", "MIN_LESIONS"]
 
-#: the radioembolization study's cut-offs: T/BP 1.29 (FMISO hypoxia) and Dmean 89 Gy
+#: the radioembolization study's cut-offs, as the ARTE-MISO trial states them: hypoxic is "T/BP > 1.29"
+#: (FMISO; the study.yaml key fmiso.threshold replaces 1.29) and high dose is "Dmean > 89 Gy"
 STUDY_CUTOFFS = {"t_bp": 1.29, "dmean_gy": 89.0}
+STUDY_OPERATORS = {"t_bp": ">", "dmean_gy": ">"}
 #: fewer assessable lesions than this (or fewer than 2 of either class) skip the analysis
 MIN_LESIONS = 6
 _STRATUM_LABELS = {"t_bp": ("non-hypoxic", "hypoxic"), "dmean_gy": ("low dose", "high dose")}
@@ -63,23 +65,28 @@ def _regression_json(lr: Any) -> dict[str, Any]:
     return {"method": method, "description": lr.method, "rows": rows}
 
 
-def _stratified(data: pd.DataFrame, cluster: str | None) -> tuple[dict[str, Any] | None, str]:
-    """Hypoxia x dose table at the study's cut-offs with Wilson 95 % CIs per cell."""
+def _stratified(data: pd.DataFrame, cluster: str | None, threshold: float | None = None
+                ) -> tuple[dict[str, Any] | None, str]:
+    """Hypoxia x dose table at the study's cut-offs (``threshold``: the configured T/BP cut-off) with
+    Wilson 95 % CIs per cell."""
     from .. import stats
 
     have = [m for m in STUDY_CUTOFFS if m in data and data[m].notna().any()]
     if "t_bp" not in have:  # the table is the hypoxia study's (T/BP 1.29 x Dmean 89 Gy), not a PRRT one
         return None, ""
-    cut = {m: STUDY_CUTOFFS[m] for m in have}
+    cutoffs = dict(STUDY_CUTOFFS, **({"t_bp": float(threshold)} if threshold is not None else {}))
+    cut = {m: cutoffs[m] for m in have}
+    ops = {m: STUDY_OPERATORS[m] for m in have}
     d = data.dropna(subset=have)
-    table = stats.response_table(d, "responder", cut, labels={m: _STRATUM_LABELS[m] for m in have}, cluster=cluster)
+    table = stats.response_table(d, "responder", cut, labels={m: _STRATUM_LABELS[m] for m in have}, cluster=cluster,
+                                 operators=ops)
     rows = []
     for _, c in table.cells.iterrows():
         n, k = int(c["n"]), int(c["responders"])
         lo, hi = stats.wilson(k, n) if n else (float("nan"), float("nan"))
         rows.append({"stratum": " / ".join(str(c[m]) for m in have), "n": n, "responders": k,
                      "rate": k / n if n else float("nan"), "ci_low": lo, "ci_high": hi})
-    return {"cutoffs": cut, "ci": "Wilson 95 %", "rows": rows}, table.summary()
+    return {"cutoffs": cut, "operators": ops, "ci": "Wilson 95 %", "rows": rows}, table.summary()
 
 
 def cohort_analysis(lesions: pd.DataFrame, config: "StudyConfig", out_dir: str | Path) -> dict[str, Any]:
@@ -182,7 +189,8 @@ def cohort_analysis(lesions: pd.DataFrame, config: "StudyConfig", out_dir: str |
                                                      "ci_high": np.asarray(dr.curve_ci_high).tolist()}}
             text.append(rep.summary())
         try:
-            strat, stext = _stratified(data, cluster)
+            threshold = getattr(getattr(config, "fmiso", None), "threshold", None)
+            strat, stext = _stratified(data, cluster, threshold)
             result["stratified"] = strat
             if stext:
                 text.append(stext)

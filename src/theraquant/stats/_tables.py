@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 import numpy as np
@@ -29,7 +29,10 @@ class ResponseTable(SummaryMixin, Result):
         One row per cell: the marker labels, ``n`` lesions, ``responders``, ``rate`` (0-1),
         ``ci_low``, ``ci_high`` (95 % Wilson) and ``patients`` when clustered.
     cutoffs : mapping of str to float
-        Marker -> cut-off, marker units; "high" means ``value >= cut-off``.
+        Marker -> cut-off, marker units; "high" means ``value >= cut-off`` unless ``operators``
+        says ``">"`` for that marker.
+    operators : mapping of str to str
+        Marker -> ``">="`` or ``">"``: the comparison that makes a lesion "high".
     chi2 : TestResult
         Pearson chi-square across cells (2 x k table of responders / non-responders).
     fisher : TestResult or None
@@ -50,9 +53,10 @@ class ResponseTable(SummaryMixin, Result):
     outcome: str
     n: int
     notes: tuple[str, ...] = ()
+    operators: Mapping[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
-        cuts = ", ".join(f"{k} >= {v:g}" for k, v in self.cutoffs.items())
+        cuts = ", ".join(f"{k} {self.operators.get(k, '>=')} {v:g}" for k, v in self.cutoffs.items())
         lines = [f"Response by stratum ({cuts} is 'high')   {self.n} lesions   outcome {self.outcome}"]
         keys = list(self.cutoffs)
         rows = []
@@ -67,6 +71,7 @@ class ResponseTable(SummaryMixin, Result):
 
     def to_dict(self) -> dict:
         return {"outcome": self.outcome, "n": self.n, "cutoffs": dict(self.cutoffs),
+                "operators": {k: self.operators.get(k, ">=") for k in self.cutoffs},
                 "cells": self.cells.to_dict(orient="records"), "test": self.test.to_dict(),
                 "chi2": self.chi2.to_dict(), "fisher": None if self.fisher is None else self.fisher.to_dict(),
                 "gee_wald": None if self.gee_wald is None else self.gee_wald.to_dict(), "notes": list(self.notes)}
@@ -74,7 +79,8 @@ class ResponseTable(SummaryMixin, Result):
 
 @records_call("theraquant.stats.response_table")
 def response_table(data: pd.DataFrame, outcome: str, cutoffs: Mapping[str, float], *,
-                   labels: Mapping[str, tuple[str, str]] | None = None, cluster: str | None = None) -> ResponseTable:
+                   labels: Mapping[str, tuple[str, str]] | None = None, cluster: str | None = None,
+                   operators: Mapping[str, str] | None = None) -> ResponseTable:
     """Cross dichotomised markers and report the response rate with its CI per cell.
 
     Parameters
@@ -85,13 +91,17 @@ def response_table(data: pd.DataFrame, outcome: str, cutoffs: Mapping[str, float
         Column of 0/1 response (1 = responder).
     cutoffs : mapping of str to float
         Marker column -> cut-off in the marker's units; a lesion is "high" when its value is
-        ``>=`` the cut-off. E.g. ``{"tbp": 1.29, "dmean_gy": 89.0}`` for hypoxic vs non-hypoxic
-        by high vs low dose.
+        ``>=`` the cut-off (or ``>``, see ``operators``). E.g. ``{"tbp": 1.29, "dmean_gy": 89.0}``
+        for hypoxic vs non-hypoxic by high vs low dose.
     labels : mapping of str to (str, str), optional
         Marker -> (label below, label at or above the cut-off), e.g.
         ``{"tbp": ("non-hypoxic", "hypoxic")}``. Default ("low", "high").
     cluster : str, optional
         Patient column: adds patient counts per cell and a clustered GEE Wald test.
+    operators : mapping of str to {">=", ">"}, optional
+        Per marker, the comparison with its cut-off that makes a lesion "high" (default ``">="``).
+        State the source's own: ARTE-MISO's hypoxia is "T/BP > 1.29", so a lesion at exactly
+        1.29 is not hypoxic (``{"tbp": ">"}``).
 
     Returns
     -------
@@ -119,6 +129,12 @@ def response_table(data: pd.DataFrame, outcome: str, cutoffs: Mapping[str, float
     keys = list(cutoffs)
     _check_columns(data, [outcome, *keys] + ([cluster] if cluster else []), "outcome/marker/cluster")
     labels = dict(labels or {})
+    ops = {k: ">=" for k in keys}
+    for k, op in dict(operators or {}).items():
+        if k not in cutoffs or op not in (">=", ">"):
+            raise TheraquantError(f"operators must map a marker of cutoffs ({', '.join(keys)}) to '>=' or '>', "
+                                  f"got {k!r}: {op!r}", argument="operators")
+        ops[k] = op
     for k in keys:
         if not np.isfinite(cutoffs[k]):
             raise TheraquantError(f"cut-off of {k!r} must be a finite number, got {cutoffs[k]!r}")
@@ -128,7 +144,8 @@ def response_table(data: pd.DataFrame, outcome: str, cutoffs: Mapping[str, float
     sub = data[[outcome, *keys] + ([cluster] if cluster else [])].dropna()
     notes = [f"{len(data) - len(sub)} lesion(s) with a missing value dropped"] if len(sub) < len(data) else []
     y = as_binary(sub[outcome].to_numpy(), name=f"outcome column {outcome!r}")
-    high = {k: sub[k].to_numpy(dtype=float) >= cutoffs[k] for k in keys}
+    high = {k: (np.greater if ops[k] == ">" else np.greater_equal)(sub[k].to_numpy(dtype=float), cutoffs[k])
+            for k in keys}
     rows, cell_of = [], np.full(len(sub), -1)
     for ci, combo in enumerate(itertools.product((False, True), repeat=len(keys))):
         sel = np.ones(len(sub), dtype=bool)
@@ -169,7 +186,7 @@ def response_table(data: pd.DataFrame, outcome: str, cutoffs: Mapping[str, float
     elif cluster:
         gee = _gee_wald(sub.assign(_cell=cell_of), outcome, cluster, notes)
     return ResponseTable(cells=cells, cutoffs=dict(cutoffs), chi2=chi2, fisher=fisher, test=test, gee_wald=gee,
-                         outcome=outcome, n=int(len(sub)), notes=tuple(notes))
+                         outcome=outcome, n=int(len(sub)), notes=tuple(notes), operators=ops)
 
 
 def _gee_wald(df: pd.DataFrame, outcome: str, cluster: str, notes: list) -> TestResult | None:
