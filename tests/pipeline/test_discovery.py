@@ -218,7 +218,7 @@ def test_progress_counts_every_file(tare_study):
     ("Lesion 3", ("lesion", "3")), ("lesion_12", ("lesion", "12")), ("Tumour 2", ("lesion", "2")),
     ("TUMOR-7", ("lesion", "7")), ("liver", ("liver", None)), ("Blood Pool", ("blood_pool", None)),
     ("blood_pool", ("blood_pool", None)), ("AORTA", ("aorta", None)), ("portal vein", ("portal_vein", None)),
-    ("Muscle", ("muscle", None)), ("Spleen", ("other", None)), ("Lesion", ("other", None)),
+    ("Muscle", ("muscle", None)), ("Spleen", ("other", None)), ("Lesion", ("lesion", None)),  # no <id>: the pipeline skips it
 ])
 def test_segment_labels(label, expected):
     assert parse_segment_label(label) == expected

@@ -24,7 +24,8 @@ from ..image import Image
 from ._dicom_out import (MANUFACTURER, MODEL_NAME, apply_identifiers, flatten_source, highdicom_sources,
                          new_uid, restore_source_classes, save_dataset, software_version)
 
-__all__ = ["Segmentation", "read_seg", "write_seg", "segment_property_codes", "segment_kind"]
+__all__ = ["Segmentation", "read_seg", "write_seg", "segment_property_codes", "segment_kind",
+           "parse_segment_label"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,59 @@ class Segmentation:
 
 
 # ---------------------------------------------------------------------------------------- codes
+#: The study's segment / ROI vocabulary (issue #10), case-insensitive, spaces, "_" and "-" alike:
+#: ``lesion <id>`` (also tumour / tumor / GTV / metastasis), liver, muscle, blood pool, aorta, portal vein.
+_LABEL_KINDS = (
+    ("lesion", re.compile(r"^(?:lesion|tumou?r|gtv|metastas[ie]s|met)(?![a-z])\s*[#:]?\s*(\S.*)?$")),
+    ("liver", re.compile(r"^(?:whole |normal )?liver$")),
+    ("muscle", re.compile(r"^(?:skeletal )?muscle(?: reference)?$")),
+    ("blood_pool", re.compile(r"^blood ?pool$")),
+    ("aorta", re.compile(r"^(?:descending |abdominal )?aorta$")),
+    ("portal_vein", re.compile(r"^portal ?vein$")),
+)
+
+
+def parse_segment_label(label: str) -> tuple[str, str | None]:
+    """What a SEG segment label / RTSTRUCT ROI name stands for: its kind and, for lesions, the id.
+
+    The one place the study's label vocabulary lives (discovery, the per-patient step, the DICOM
+    writers' property codes and the report all read labels through it).
+
+    Parameters
+    ----------
+    label : str
+        The label as written, e.g. ``"Lesion 3"``, ``"tumour_2"``, ``"Blood pool"``, ``"Portal vein"``.
+
+    Returns
+    -------
+    tuple (kind, lesion_id)
+        ``kind`` is one of ``"lesion"``, ``"liver"``, ``"muscle"``, ``"blood_pool"``, ``"aorta"``,
+        ``"portal_vein"``, ``"other"``; ``lesion_id`` is the ``<id>`` text of a lesion (the same
+        ``<id>`` in different sessions is the same lesion; None when the label has no id), else None.
+
+    Examples
+    --------
+    >>> parse_segment_label("Lesion 3"), parse_segment_label("TUMOR-12"), parse_segment_label("tumour A")
+    (('lesion', '3'), ('lesion', '12'), ('lesion', 'A'))
+    >>> parse_segment_label("Liver"), parse_segment_label("blood_pool"), parse_segment_label("Portal Vein")
+    (('liver', None), ('blood_pool', None), ('portal_vein', None))
+    >>> parse_segment_label("aorta"), parse_segment_label("Muscle"), parse_segment_label("metabolic")
+    (('aorta', None), ('muscle', None), ('other', None))
+    >>> parse_segment_label("GTV"), parse_segment_label("metastasis 2")
+    (('lesion', None), ('lesion', '2'))
+    """
+    text = re.sub(r"[\s_\-]+", " ", str(label)).strip().lower()
+    original = re.sub(r"[\s_\-]+", " ", str(label)).strip()
+    for kind, pattern in _LABEL_KINDS:
+        m = pattern.match(text)
+        if m:
+            if kind != "lesion":
+                return kind, None
+            lid = m.group(1)
+            return kind, (original[m.start(1):].strip() if lid else None)  # the id as written
+    return "other", None
+
+
 def segment_kind(label: str) -> str:
     """The kind of a segment label: lesion, liver, muscle, blood_pool, aorta, portal_vein or other.
 
@@ -75,15 +129,7 @@ def segment_kind(label: str) -> str:
     >>> [segment_kind(s) for s in ("lesion 3", "Liver", "blood pool", "Portal_Vein", "kidney")]
     ['lesion', 'liver', 'blood_pool', 'portal_vein', 'other']
     """
-    s = re.sub(r"[\s_\-]+", " ", str(label).strip().lower())
-    if re.match(r"^(lesion|tumou?r|gtv|metastas[ie]s|met)\b", s):
-        return "lesion"
-    for kind, pat in (("liver", r"^(normal )?liver$"), ("muscle", r"^(skeletal )?muscle\b"),
-                      ("blood_pool", r"^blood ?pool\b"), ("aorta", r"^aorta\b"),
-                      ("portal_vein", r"^portal ?vein\b")):
-        if re.match(pat, s):
-            return kind
-    return "other"
+    return parse_segment_label(label)[0]
 
 
 def segment_property_codes(label: str) -> tuple[Any, Any]:

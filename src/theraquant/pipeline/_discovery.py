@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
+from ..io import parse_segment_label  # the one place of the label vocabulary
 from ._config import StudyConfig
 
 __all__ = ["SeriesInfo", "PatientStudy", "Study", "parse_segment_label", "discover_study", "pseudonym_for",
@@ -249,48 +250,6 @@ class Study:
             if key in (p.pseudonym, p.patient_id):
                 return p
         raise KeyError(key)
-
-
-_LABEL_KINDS = (
-    ("lesion", re.compile(r"^(?:lesion|tumou?r)\s*[-#:]?\s*(\S.*)$", re.IGNORECASE)),
-    ("liver", re.compile(r"^(?:whole\s*)?liver$", re.IGNORECASE)),
-    ("muscle", re.compile(r"^muscle(?:\s*reference)?$", re.IGNORECASE)),
-    ("blood_pool", re.compile(r"^blood\s*pool$", re.IGNORECASE)),
-    ("aorta", re.compile(r"^(?:descending\s*|abdominal\s*)?aorta$", re.IGNORECASE)),
-    ("portal_vein", re.compile(r"^portal\s*vein$", re.IGNORECASE)),
-)
-
-
-def parse_segment_label(label: str) -> tuple[str, Optional[str]]:
-    """What a SEG segment label / RTSTRUCT ROI name stands for (case-insensitive).
-
-    Parameters
-    ----------
-    label : str
-        The label as written, e.g. ``"Lesion 3"``, ``"tumour_2"``, ``"Blood pool"``, ``"Portal vein"``.
-
-    Returns
-    -------
-    tuple (kind, lesion_id)
-        ``kind`` is one of ``"lesion"``, ``"liver"``, ``"muscle"``, ``"blood_pool"``, ``"aorta"``,
-        ``"portal_vein"``, ``"other"``; ``lesion_id`` is the ``<id>`` text for lesions (the same
-        ``<id>`` in different sessions is the same lesion), else None.
-
-    Examples
-    --------
-    >>> parse_segment_label("Lesion 3"), parse_segment_label("TUMOR-12"), parse_segment_label("tumour A")
-    (('lesion', '3'), ('lesion', '12'), ('lesion', 'A'))
-    >>> parse_segment_label("Liver"), parse_segment_label("blood_pool"), parse_segment_label("Portal Vein")
-    (('liver', None), ('blood_pool', None), ('portal_vein', None))
-    >>> parse_segment_label("aorta"), parse_segment_label("Muscle"), parse_segment_label("spleen")
-    (('aorta', None), ('muscle', None), ('other', None))
-    """
-    text = re.sub(r"[\s_]+", " ", str(label)).strip()
-    for kind, pattern in _LABEL_KINDS:
-        m = pattern.match(text)
-        if m:
-            return (kind, m.group(1).strip()) if kind == "lesion" else (kind, None)
-    return "other", None
 
 
 # ---------------------------------------------------------------------------------------------- header scan

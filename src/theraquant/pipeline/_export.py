@@ -249,8 +249,7 @@ def export_dicom(results_dir: str | Path, *, overwrite: bool = False) -> list:
         No ``study.json`` in ``results_dir``, or existing objects without ``overwrite``.
     """
     from ..image import Image
-    from ..io import (read_nifti, write_parametric_map, write_rt_dose, write_rtstruct, write_seg)
-    from ..io._seg import segment_kind
+    from ..io import (read_nifti, segment_kind, write_parametric_map, write_rt_dose, write_rtstruct, write_seg)
     from ._outputs import read_manifest
 
     results = Path(results_dir).expanduser().absolute()

@@ -297,8 +297,8 @@ class _Run:
                     raise _attach(exc, path)
                 for label, m in seg.masks.items():
                     kind, lid = parse_segment_label(label)
-                    if kind == "other":
-                        continue
+                    if kind == "other" or (kind == "lesion" and lid is None):
+                        continue  # not a study region, or a lesion without the <id> that links sessions
                     try:
                         arr = self._on_grid(m, ref, Path(path), label, grid, strict=direct)
                     except Exception as exc:

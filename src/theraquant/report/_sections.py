@@ -14,6 +14,7 @@ import pandas as pd
 
 from . import _plots as plots
 from ._doc import Figure, Heading, Items, Links, Paragraph, Section, Table, fmt, fmt_ci
+from ..io import parse_segment_label
 from ._load import IDENTIFIER_KEYS, Results, _find_key
 
 __all__ = ["build_sections", "column_label", "COLUMN_INFO"]
@@ -95,25 +96,17 @@ def _category_order(cats: pd.Series) -> list[str]:
     return known + sorted(c for c in present if c not in known)
 
 
-_LESION_LABEL = re.compile(r"^(?:lesion|tumou?r)\s*[-#:]?\s*(\S.*)$", re.IGNORECASE)
-_LIVER_LABEL = re.compile(r"^(?:whole\s*)?liver$", re.IGNORECASE)
-
-
 def _label_kind(name: str) -> tuple[str, str | None]:
-    """A mask label's kind and lesion id, read as the pipeline reads segment labels.
+    """A mask label's kind and lesion id, read as the pipeline reads segment labels
+    (:func:`theraquant.io.parse_segment_label`); a bare number is a lesion id.
 
     >>> _label_kind("Lesion 3"), _label_kind("tumour_A"), _label_kind("Liver"), _label_kind("aorta"), _label_kind("2")
-    (('lesion', '3'), ('lesion', 'A'), ('liver', None), ('other', None), ('lesion', '2'))
+    (('lesion', '3'), ('lesion', 'A'), ('liver', None), ('aorta', None), ('lesion', '2'))
     """
-    text = re.sub(r"[\s_]+", " ", str(name)).strip()
-    m = _LESION_LABEL.match(text)
-    if m:
-        return "lesion", m.group(1).strip()
+    text = str(name).strip()
     if text.isdigit():
         return "lesion", text
-    if _LIVER_LABEL.match(text):
-        return "liver", None
-    return "other", None
+    return parse_segment_label(text)
 
 
 # =============================================================================================== study
