@@ -45,7 +45,8 @@ import numpy as np
 from ..errors import DicomError, TheraquantError
 
 __all__ = ["UID_ROOT", "new_uid", "flatten_source", "highdicom_sources", "restore_source_classes", "apply_identifiers", "save_dataset",
-           "MANUFACTURER", "MODEL_NAME", "software_version", "source_name"]
+           "MANUFACTURER", "MODEL_NAME", "software_version", "source_name", "new_file_dataset",
+           "new_result_dataset", "sop_reference"]
 
 UID_ROOT = "1.2.826.0.1.3680043.8.498."
 """pydicom's registered UID root, under which theraquant generates every new UID."""
@@ -214,6 +215,125 @@ def restore_source_classes(ds: Any, restore: Mapping[str, str]) -> Any:
 
     walk(ds)
     return ds
+
+
+def new_file_dataset(sop_class_uid: str, sop_instance_uid: str, *, character_set: str | None = "ISO_IR 192",
+                     implementation_class_uid: str | None = None) -> Any:
+    """A new dataset with its Part-10 file meta (explicit VR little endian) and SOP Common identity.
+
+    Parameters
+    ----------
+    sop_class_uid : str
+        SOPClassUID (and MediaStorageSOPClassUID).
+    sop_instance_uid : str
+        SOPInstanceUID (and MediaStorageSOPInstanceUID).
+    character_set : str, optional
+        SpecificCharacterSet; None leaves it out.
+    implementation_class_uid : str, optional
+        ImplementationClassUID of the file meta; None leaves it to pydicom when the file is saved.
+
+    Returns
+    -------
+    pydicom.Dataset
+
+    Examples
+    --------
+    >>> ds = new_file_dataset("1.2.840.10008.5.1.4.1.1.481.3", "1.2.3")
+    >>> ds.file_meta.MediaStorageSOPInstanceUID, ds.SOPInstanceUID, ds.SpecificCharacterSet
+    ('1.2.3', '1.2.3', 'ISO_IR 192')
+    """
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    fm = FileMetaDataset()
+    fm.MediaStorageSOPClassUID = sop_class_uid
+    fm.MediaStorageSOPInstanceUID = sop_instance_uid
+    fm.TransferSyntaxUID = ExplicitVRLittleEndian
+    if implementation_class_uid is not None:
+        fm.ImplementationClassUID = implementation_class_uid
+    ds = pydicom.Dataset()
+    ds.file_meta = fm
+    if character_set is not None:
+        ds.SpecificCharacterSet = character_set
+    ds.SOPClassUID = sop_class_uid
+    ds.SOPInstanceUID = sop_instance_uid
+    return ds
+
+
+#: Patient and General Study attributes copied from the source into a result object ...
+_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "PatientWeight",
+           "PatientSize", "StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID",
+           "AccessionNumber", "StudyDescription")
+#: ... of which these are Type 2: present (empty) even when the source lacks them.
+_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+          "ReferringPhysicianName", "StudyID", "AccessionNumber")
+
+
+def new_result_dataset(sop_class_uid: str, modality: str, source: Any, *, series_description: str,
+                       series_number: int) -> Any:
+    """Start a result object written with pydicom (RTSTRUCT, RT Dose) on the source series.
+
+    Sets the file meta and SOP Common module (new SOPInstanceUID, creation date and time), copies
+    the Patient and General Study modules from ``source`` (Type 2 attributes present, empty where
+    the source lacks them), and fills a new General Series, the source's Frame of Reference and
+    the General Equipment module; InstanceNumber is 1. The caller adds the IOD's own modules and
+    then pseudonymises the whole object with :func:`apply_identifiers` (so that the references
+    it adds are remapped as well) before :func:`save_dataset`.
+
+    Parameters
+    ----------
+    sop_class_uid : str
+        SOPClassUID of the new object.
+    modality : str
+        Modality (``"RTSTRUCT"``, ``"RTDOSE"``).
+    source : pydicom.Dataset
+        A dataset of the source series (the first of :func:`flatten_source`).
+    series_description : str
+        SeriesDescription (cut to 64 characters).
+    series_number : int
+        SeriesNumber.
+
+    Returns
+    -------
+    pydicom.Dataset
+        The new dataset; InstanceCreationDate and InstanceCreationTime also serve as SeriesDate
+        and SeriesTime.
+    """
+    now = _dt.datetime.now()
+    ds = new_file_dataset(sop_class_uid, new_uid())
+    ds.InstanceCreationDate = now.strftime("%Y%m%d")
+    ds.InstanceCreationTime = now.strftime("%H%M%S")
+    for kw in _COPIED:
+        if kw in source:
+            setattr(ds, kw, source.get(kw))
+    for kw in _TYPE2:
+        if kw not in ds:
+            setattr(ds, kw, "")
+    ds.Modality = modality
+    ds.SeriesInstanceUID = new_uid()
+    ds.SeriesNumber = int(series_number)
+    ds.SeriesDescription = series_description[:64]
+    ds.SeriesDate = ds.InstanceCreationDate
+    ds.SeriesTime = ds.InstanceCreationTime
+    ds.OperatorsName = ""
+    ds.FrameOfReferenceUID = source.FrameOfReferenceUID
+    ds.PositionReferenceIndicator = str(source.get("PositionReferenceIndicator", "") or "")
+    ds.Manufacturer = MANUFACTURER
+    ds.ManufacturerModelName = MODEL_NAME
+    ds.SoftwareVersions = software_version()
+    ds.InstanceNumber = 1
+    return ds
+
+
+def sop_reference(ds: Any) -> Any:
+    """A reference item to ``ds``: ReferencedSOPClassUID and ReferencedSOPInstanceUID."""
+    import pydicom
+
+    item = pydicom.Dataset()
+    item.ReferencedSOPClassUID = ds.SOPClassUID
+    item.ReferencedSOPInstanceUID = ds.SOPInstanceUID
+    return item
 
 
 def _shift_date(value: str, days: int) -> str:

@@ -65,7 +65,6 @@ DoseGridScaling applied).
 
 from __future__ import annotations
 
-import datetime as _dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -75,11 +74,15 @@ import numpy as np
 from ..errors import DicomError, TheraquantError
 from ..image import Image
 from ._dicom_out import (MANUFACTURER, MODEL_NAME, apply_identifiers, flatten_source, highdicom_sources,
-                         new_uid, restore_source_classes, save_dataset, software_version)
+                         new_result_dataset, new_uid, restore_source_classes, save_dataset, software_version,
+                         sop_reference)
 from ._seg import _lps_ascending
 
 __all__ = ["PARAMETRIC_QUANTITIES", "ParametricQuantity", "write_parametric_map", "write_rt_dose",
            "read_parametric_map", "read_rt_dose", "PRIVATE_SCHEME"]
+
+RT_DOSE_STORAGE = "1.2.840.10008.5.1.4.1.1.481.2"
+"""SOP class of the RT Dose objects :func:`write_rt_dose` writes."""
 
 PRIVATE_SCHEME = "99TQ"
 """Local coding scheme designator of theraquant's own quantity codes (see the module docstring)."""
@@ -277,11 +280,11 @@ def write_rt_dose(image: Image, source: Sequence[Any], path: str | Path, *,
     path : str or Path
         Output file (atomic, DICOM Part 10).
     series_description : str
-        SeriesDescription.
+        SeriesDescription of the RT Dose.
     identifiers : Mapping[str, str], optional
         Pseudonymise (see :mod:`theraquant.io._dicom_out`); None keeps the source's identity.
     series_number : int
-        SeriesNumber.
+        SeriesNumber of the RT Dose.
     summation_type : str
         DoseSummationType (a Defined Term, at most 16 characters): ``"RADIONUCLIDE"`` by default,
         see the module docstring. PLAN, MULTI_PLAN, FRACTION, BEAM, BRACHY, the *_SESSION terms
@@ -291,11 +294,8 @@ def write_rt_dose(image: Image, source: Sequence[Any], path: str | Path, *,
     -------
     Path
     """
-    import pydicom
-    from pydicom.dataset import FileMetaDataset
     from pydicom.sequence import Sequence as DSequence
     from pydicom.tag import Tag
-    from pydicom.uid import ExplicitVRLittleEndian
     from pydicom.valuerep import DSfloat
 
     if not isinstance(image, Image) or image.array.ndim != 3:
@@ -327,41 +327,8 @@ def write_rt_dose(image: Image, source: Sequence[Any], path: str | Path, *,
     def ds_list(values) -> list:
         return [DSfloat(float(v), auto_format=True) for v in values]
 
-    now = _dt.datetime.now()
-    sop_uid = new_uid()
-    ds = pydicom.Dataset()
-    fm = FileMetaDataset()
-    fm.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.481.2"
-    fm.MediaStorageSOPInstanceUID = sop_uid
-    fm.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta = fm
-    ds.SpecificCharacterSet = "ISO_IR 192"
-    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.481.2"
-    ds.SOPInstanceUID = sop_uid
-    ds.InstanceCreationDate = now.strftime("%Y%m%d")
-    ds.InstanceCreationTime = now.strftime("%H%M%S")
-    for kw in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "PatientWeight",
-               "PatientSize", "StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID",
-               "AccessionNumber", "StudyDescription"):
-        if kw in s0:
-            setattr(ds, kw, s0.get(kw))
-    for kw in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
-               "ReferringPhysicianName", "StudyID", "AccessionNumber"):
-        if kw not in ds:
-            setattr(ds, kw, "")
-    ds.Modality = "RTDOSE"
-    ds.SeriesInstanceUID = new_uid()
-    ds.SeriesNumber = int(series_number)
-    ds.SeriesDescription = series_description[:64]
-    ds.SeriesDate = ds.InstanceCreationDate
-    ds.SeriesTime = ds.InstanceCreationTime
-    ds.OperatorsName = ""
-    ds.FrameOfReferenceUID = s0.FrameOfReferenceUID
-    ds.PositionReferenceIndicator = str(s0.get("PositionReferenceIndicator", "") or "")
-    ds.Manufacturer = MANUFACTURER
-    ds.ManufacturerModelName = MODEL_NAME
-    ds.SoftwareVersions = software_version()
-    ds.InstanceNumber = 1
+    ds = new_result_dataset(RT_DOSE_STORAGE, "RTDOSE", s0, series_description=series_description,
+                            series_number=series_number)
     ds.ContentDate = ds.InstanceCreationDate
     ds.ContentTime = ds.InstanceCreationTime
     ds.ImagePositionPatient = ds_list(aff[:3, 3])
@@ -383,13 +350,7 @@ def write_rt_dose(image: Image, source: Sequence[Any], path: str | Path, *,
     ds.DoseSummationType = summation_type
     ds.DoseGridScaling = DSfloat(scaling, auto_format=True)
     ds.DoseComment = "absorbed dose from the activity image (theraquant)"[:64]
-    refs = []
-    for d in src:
-        item = pydicom.Dataset()
-        item.ReferencedSOPClassUID = d.SOPClassUID
-        item.ReferencedSOPInstanceUID = d.SOPInstanceUID
-        refs.append(item)
-    ds.ReferencedImageSequence = DSequence(refs)
+    ds.ReferencedImageSequence = DSequence([sop_reference(d) for d in src])
     ds.PixelData = pix.tobytes()
     apply_identifiers(ds, identifiers)
     return save_dataset(ds, path)

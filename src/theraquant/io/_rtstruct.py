@@ -14,7 +14,6 @@ wrong. Voxel-edge contours reproduce the mask exactly under the even-odd rule.
 
 from __future__ import annotations
 
-import datetime as _dt
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -23,9 +22,8 @@ import numpy as np
 
 from ..errors import DicomError
 from ..image import Image
-from ._dicom_out import (MANUFACTURER, MODEL_NAME, apply_identifiers, flatten_source, new_uid,
-                         save_dataset, software_version)
-from ._seg import Segmentation, _check_reference_for, check_masks, segment_kind
+from ._dicom_out import apply_identifiers, new_result_dataset, save_dataset, sop_reference
+from ._seg import Segmentation, _check_reference_for, check_mask_source, segment_kind
 
 __all__ = ["read_rtstruct", "write_rtstruct", "mask_to_contours"]
 
@@ -261,11 +259,11 @@ def write_rtstruct(masks: Mapping[str, Image], source: Sequence[Any], path: str 
     path : str or Path
         Output file (written atomically, DICOM Part 10).
     series_description : str
-        SeriesDescription.
+        SeriesDescription of the RTSTRUCT, also its StructureSetName.
     identifiers : Mapping[str, str], optional
         Pseudonymise (see :mod:`theraquant.io._dicom_out`); None keeps the source's identity.
     series_number : int
-        SeriesNumber.
+        SeriesNumber of the RTSTRUCT.
     structure_set_label : str
         StructureSetLabel (at most 16 characters).
 
@@ -275,12 +273,9 @@ def write_rtstruct(masks: Mapping[str, Image], source: Sequence[Any], path: str 
         ``path``.
     """
     import pydicom
-    from pydicom.dataset import FileMetaDataset
     from pydicom.sequence import Sequence as DSequence
-    from pydicom.uid import ExplicitVRLittleEndian
 
-    labels, first, stack = check_masks(masks)
-    src = flatten_source(source)
+    labels, first, stack, src = check_mask_source(masks, source)
     s0 = src[0]
     for_uid = str(s0.FrameOfReferenceUID)
     # the slice of each source dataset on the mask grid, for ContourImageSequence
@@ -290,55 +285,16 @@ def write_rtstruct(masks: Mapping[str, Image], source: Sequence[Any], path: str 
         if abs(z - round(z)) < 0.05:
             slice_of[int(round(z))] = ds_
 
-    now = _dt.datetime.now()
-    sop_uid = new_uid()
-    ds = pydicom.Dataset()
-    fm = FileMetaDataset()
-    fm.MediaStorageSOPClassUID = RT_STRUCTURE_SET_STORAGE
-    fm.MediaStorageSOPInstanceUID = sop_uid
-    fm.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta = fm
-    ds.SpecificCharacterSet = "ISO_IR 192"
-    ds.SOPClassUID = RT_STRUCTURE_SET_STORAGE
-    ds.SOPInstanceUID = sop_uid
-    ds.InstanceCreationDate = now.strftime("%Y%m%d")
-    ds.InstanceCreationTime = now.strftime("%H%M%S")
-    for kw in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "PatientWeight",
-               "PatientSize", "StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID",
-               "AccessionNumber", "StudyDescription"):
-        if kw in s0:
-            setattr(ds, kw, s0.get(kw))
-    for kw in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
-               "ReferringPhysicianName", "StudyID", "AccessionNumber"):
-        if kw not in ds:
-            setattr(ds, kw, "")
-    ds.Modality = "RTSTRUCT"
-    ds.SeriesInstanceUID = new_uid()
-    ds.SeriesNumber = int(series_number)
-    ds.SeriesDescription = series_description[:64]
-    ds.SeriesDate = ds.InstanceCreationDate
-    ds.SeriesTime = ds.InstanceCreationTime
-    ds.OperatorsName = ""
-    ds.Manufacturer = MANUFACTURER
-    ds.ManufacturerModelName = MODEL_NAME
-    ds.SoftwareVersions = software_version()
-    ds.FrameOfReferenceUID = for_uid
-    ds.PositionReferenceIndicator = str(s0.get("PositionReferenceIndicator", "") or "")
-    ds.InstanceNumber = 1
+    ds = new_result_dataset(RT_STRUCTURE_SET_STORAGE, "RTSTRUCT", s0, series_description=series_description,
+                            series_number=series_number)
     ds.StructureSetLabel = structure_set_label[:16]
     ds.StructureSetName = series_description[:64]
     ds.StructureSetDate = ds.InstanceCreationDate
     ds.StructureSetTime = ds.InstanceCreationTime
 
-    def contour_image(d: Any) -> Any:
-        item = pydicom.Dataset()
-        item.ReferencedSOPClassUID = d.SOPClassUID
-        item.ReferencedSOPInstanceUID = d.SOPInstanceUID
-        return item
-
     series_item = pydicom.Dataset()
     series_item.SeriesInstanceUID = s0.SeriesInstanceUID
-    series_item.ContourImageSequence = DSequence([contour_image(d) for d in src])
+    series_item.ContourImageSequence = DSequence([sop_reference(d) for d in src])
     study_item = pydicom.Dataset()
     study_item.ReferencedSOPClassUID = _DETACHED_STUDY
     study_item.ReferencedSOPInstanceUID = s0.StudyInstanceUID
@@ -364,7 +320,7 @@ def write_rtstruct(masks: Mapping[str, Image], source: Sequence[Any], path: str 
         for number, (k, pts) in enumerate(mask_to_contours(first.with_array(stack[..., n - 1])), start=1):
             c = pydicom.Dataset()
             if k in slice_of:
-                c.ContourImageSequence = DSequence([contour_image(slice_of[k])])
+                c.ContourImageSequence = DSequence([sop_reference(slice_of[k])])
             c.ContourGeometricType = "CLOSED_PLANAR"
             c.NumberOfContourPoints = len(pts)
             c.ContourNumber = number

@@ -297,6 +297,27 @@ def check_masks(masks: Mapping[str, Image], *, argument: str = "masks") -> tuple
     return labels, first, np.stack(stack, axis=-1)
 
 
+def check_mask_source(masks: Mapping[str, Image],
+                      source: Sequence[Any]) -> tuple[list[str], Image, np.ndarray, list[Any]]:
+    """Validate the arguments of a mask writer (SEG, RTSTRUCT).
+
+    Parameters
+    ----------
+    masks : Mapping[str, Image]
+        Label -> boolean mask, checked by :func:`check_masks`.
+    source : sequence of pydicom.Dataset
+        The series the masks are on, reduced by :func:`~theraquant.io._dicom_out.flatten_source`.
+
+    Returns
+    -------
+    tuple
+        The labels, the first mask, the (z, y, x, n) stack and the source datasets (one per slice
+        position, sorted along the slice normal).
+    """
+    labels, first, stack = check_masks(masks)
+    return labels, first, stack, flatten_source(source)
+
+
 def write_seg(masks: Mapping[str, Image], source: Sequence[Any], path: str | Path, *,
               series_description: str = "theraquant masks",
               identifiers: Mapping[str, str] | None = None,
@@ -331,8 +352,7 @@ def write_seg(masks: Mapping[str, Image], source: Sequence[Any], path: str | Pat
     """
     import highdicom as hd
 
-    labels, first, stack = check_masks(masks)
-    src = flatten_source(source)
+    labels, first, stack, src = check_mask_source(masks, source)
     hd_src, restore = highdicom_sources(src)
     for_uid = str(src[0].FrameOfReferenceUID)
     vol = hd.Volume(stack.astype(np.uint8), first.affine, coordinate_system="PATIENT",

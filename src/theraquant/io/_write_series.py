@@ -19,6 +19,7 @@ from numpy.typing import ArrayLike
 
 from ..errors import TheraquantError
 from ..image import Image
+from ._dicom_out import new_file_dataset
 
 __all__ = ["write_dicom_series", "SOP_CLASSES"]
 
@@ -144,9 +145,7 @@ def write_dicom_series(image: Image, out_dir: str | Path, *, modality: str, head
     >>> len(files), bool(np.allclose(back.array, img.array, atol=1e-3)), np.allclose(back.affine, img.affine)
     (2, True, True)
     """
-    import pydicom
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import generate_uid
 
     modality = str(modality).upper()
     if modality not in SOP_CLASSES:
@@ -207,20 +206,26 @@ def write_dicom_series(image: Image, out_dir: str | Path, *, modality: str, head
     for_uid = str(headers.pop("FrameOfReferenceUID", None) or generate_uid())
     sop_class = SOP_CLASSES[modality]
 
-    ds = pydicom.Dataset()
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = _IMPLEMENTATION_UID
-    ds.file_meta = meta
-    ds.SOPClassUID = sop_class
+    # Fast path: serialise one template file with fixed-width placeholders, then patch the bytes
+    # of what changes per file (UID, instance number, position, slope, times, pixels). pydicom
+    # would take ~5 ms to encode each file; patching takes ~0.1 ms.
+    root = generate_uid()[:44]
+    uid_len = len(root) + 8  # root + "." + 7-digit counter (no leading zero)
+    ph = {
+        "uid": (root + "." + "9" * 7).encode(),
+        "inst": b"99999991", "tpi": b"99999992",
+        "ipp": [b"+9.11111111e+01", b"+9.22222222e+01", b"+9.33333333e+01"],
+        "sloc": b"+9.44444444e+01", "slope": b"+9.55555555e+01", "trig": b"+9.66666666e+01",
+        "acq": b"235959.111111", "cont": b"235959.222222",
+    }
+    ds = new_file_dataset(sop_class, ph["uid"].decode(), character_set="ISO_IR 100",
+                          implementation_class_uid=_IMPLEMENTATION_UID)
     ds.Modality = modality
     ds.StudyInstanceUID = study_uid
     ds.SeriesInstanceUID = series_uid
     ds.FrameOfReferenceUID = for_uid
     ds.SeriesNumber = int(series_number)
     ds.PositionReferenceIndicator = ""
-    ds.SpecificCharacterSet = "ISO_IR 100"
     ds.PatientName = "ANONYMOUS^"
     ds.PatientID = "UNKNOWN"
     ds.PatientBirthDate = ""
@@ -257,22 +262,9 @@ def write_dicom_series(image: Image, out_dir: str | Path, *, modality: str, head
         ds.AcquisitionTime = _tm(start)
     if modality == "NM":
         ds.NumberOfFrames = 1  # one slice per file; geometry in ImagePositionPatient
+    ds.SOPInstanceUID = ph["uid"].decode()  # the per-file placeholder, whatever headers say
     sign = np.int16 if signed else np.uint16
 
-    # Fast path: serialise one template file with fixed-width placeholders, then patch the bytes
-    # of what changes per file (UID, instance number, position, slope, times, pixels). pydicom
-    # would take ~5 ms to encode each file; patching takes ~0.1 ms.
-    root = generate_uid()[:44]
-    uid_len = len(root) + 8  # root + "." + 7-digit counter (no leading zero)
-    ph = {
-        "uid": (root + "." + "9" * 7).encode(),
-        "inst": b"99999991", "tpi": b"99999992",
-        "ipp": [b"+9.11111111e+01", b"+9.22222222e+01", b"+9.33333333e+01"],
-        "sloc": b"+9.44444444e+01", "slope": b"+9.55555555e+01", "trig": b"+9.66666666e+01",
-        "acq": b"235959.111111", "cont": b"235959.222222",
-    }
-    ds.SOPInstanceUID = ph["uid"].decode()
-    ds.file_meta.MediaStorageSOPInstanceUID = ph["uid"].decode()
     ds.InstanceNumber = ph["inst"].decode()
     ds.ImagePositionPatient = [v.decode() for v in ph["ipp"]]
     ds.SliceLocation = ph["sloc"].decode()
