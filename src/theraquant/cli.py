@@ -334,21 +334,6 @@ def _cli_float(text: str, argument: str, *, need: str = "a number") -> float:
         raise TheraquantError(f"must be {need}, got {text!r}", argument=argument) from None
 
 
-def _cli_frame_times(text: str):
-    """``--frame-times``: a text file of seconds, or seconds separated by commas/spaces."""
-    p = Path(text)
-    try:  # a long list of times is not a file name (is_file raises 'File name too long')
-        if p.is_file():
-            return p
-    except (OSError, ValueError):
-        pass
-    try:
-        return tuple(float(v) for v in text.replace(",", " ").split())
-    except ValueError:
-        raise TheraquantError(f"{text!r} is neither a file nor comma-separated seconds",
-                              argument="frame_times") from None
-
-
 @dce_app.command("fit")
 @handle_errors
 def dce_fit(
@@ -406,7 +391,7 @@ def dce_fit(
         input_path=input_path, out_dir=out_dir, mask=mask, t1=t1, t10=t10, t10_blood=t10_blood, aif=aif_value,
         aif_roi=label_or_path(aif_roi, "aif_roi"), aif_delay=aif_delay, portal=label_or_path(portal, "portal"),
         hct=hct, model=model, input_kind=input_kind, r1=r1, tr=tr, flip_angle=flip_angle, n_baseline=n_baseline,
-        delay=delay_value, frame_times=None if frame_times is None else _cli_frame_times(frame_times), dt=dt,
+        delay=delay_value, frame_times=frame_times, dt=dt,  # text: parsed by the settings (one parser)
         method=method, chunk_voxels=chunk_voxels, compress=compress, overwrite=overwrite, series_uid=series_uid)
     from . import dce  # DCE: compile the model's fitting kernels ahead, saying so (issue #14)
 

@@ -14,7 +14,7 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from numpy.typing import NDArray
@@ -571,6 +571,37 @@ def write_tare_study(study_dir: str | Path, *, n_patients: int = 12, seed: int =
     -------
     PhantomStudy
     """
+    return _write_study(_tare_patient, "tare", study_dir, n_patients=n_patients, seed=seed, workers=workers,
+                        params={"mr_shape": MR_SHAPE, "pet_shape": PET_SHAPE, "pet_fwhm_mm": PET_FWHM_MM,
+                                "y90_fwhm_mm": Y90_FWHM_MM})
+
+
+def _write_study(patient_fn: Callable[[Path, int, int], tuple[list[tuple], dict[str, Any]]], design: str,
+                 study_dir: str | Path, *, n_patients: int, seed: int, workers: int | None,
+                 params: Mapping[str, Any]) -> PhantomStudy:
+    """Write a phantom study patient by patient and gather its ground truth.
+
+    Parameters
+    ----------
+    patient_fn : callable
+        ``patient_fn(root, i, seed) -> (truth rows, patient row)``: writes patient ``i``.
+    design : str
+        The study's design (``"tare"``, ``"prrt"``).
+    study_dir : str or Path
+        Output folder (created; existing files are left alone).
+    n_patients : int
+        Number of patients (>= 1).
+    seed : int
+        Seed of every draw.
+    workers : int or None
+        Processes writing patients in parallel (see :func:`_map_patients`).
+    params : mapping
+        The design's parameters, recorded after ``seed`` and ``n_patients``.
+
+    Returns
+    -------
+    PhantomStudy
+    """
     import pandas as pd
 
     if not isinstance(n_patients, (int, np.integer)) or n_patients < 1:
@@ -579,13 +610,12 @@ def write_tare_study(study_dir: str | Path, *, n_patients: int = 12, seed: int =
     root.mkdir(parents=True, exist_ok=True)
     rows: list[tuple] = []
     prow: list[dict[str, Any]] = []
-    for r, pr in _map_patients(_tare_patient, root, int(n_patients), seed, workers):
+    for r, pr in _map_patients(patient_fn, root, int(n_patients), seed, workers):
         rows += r
         prow.append(pr)
     truth = pd.DataFrame(rows, columns=list(TRUTH_COLUMNS))
-    return PhantomStudy(root, "tare", truth, pd.DataFrame(prow),
-                        {"seed": seed, "n_patients": int(n_patients), "mr_shape": MR_SHAPE, "pet_shape": PET_SHAPE,
-                         "pet_fwhm_mm": PET_FWHM_MM, "y90_fwhm_mm": Y90_FWHM_MM})
+    return PhantomStudy(root, design, truth, pd.DataFrame(prow),
+                        {"seed": seed, "n_patients": int(n_patients), **params})
 
 
 # ----------------------------------------------------------------------------- PRRT
@@ -763,18 +793,6 @@ def write_prrt_study(study_dir: str | Path, *, n_patients: int = 10, seed: int =
     -------
     PhantomStudy
     """
-    import pandas as pd
-
-    if not isinstance(n_patients, (int, np.integer)) or n_patients < 1:
-        raise TheraquantError(f"n_patients must be a positive integer, got {n_patients!r}", argument="n_patients")
-    root = Path(study_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    rows: list[tuple] = []
-    prow: list[dict[str, Any]] = []
-    for r, pr in _map_patients(_prrt_patient, root, int(n_patients), seed, workers):
-        rows += r
-        prow.append(pr)
-    truth = pd.DataFrame(rows, columns=list(TRUTH_COLUMNS))
-    return PhantomStudy(root, "prrt", truth, pd.DataFrame(prow),
-                        {"seed": seed, "n_patients": int(n_patients), "mr_shape": MR_SHAPE,
-                         "spect_shape": SPECT_SHAPE, "spect_fwhm_mm": SPECT_FWHM_MM, "spect_hours": SPECT_HOURS})
+    return _write_study(_prrt_patient, "prrt", study_dir, n_patients=n_patients, seed=seed, workers=workers,
+                        params={"mr_shape": MR_SHAPE, "spect_shape": SPECT_SHAPE, "spect_fwhm_mm": SPECT_FWHM_MM,
+                                "spect_hours": SPECT_HOURS})

@@ -176,7 +176,26 @@ class DceFitSettings:
 
 
 def _parse_frame_times(text: str) -> tuple[float, ...] | Path:
-    """Comma/space-separated seconds, or the name of a text file of them."""
+    """Frame times given as text: comma/space-separated seconds, or the name of a text file of them.
+
+    The one parser of frame-time text (``DceFitSettings(frame_times="0,5,...")``, the text of a
+    frame-times file, and ``theraquant dce fit --frame-times``, which passes its text through).
+
+    Parameters
+    ----------
+    text : str
+        Seconds separated by commas and/or spaces, or the path of an existing text file.
+
+    Returns
+    -------
+    tuple of float or Path
+        The seconds, or the file's path when ``text`` names an existing file.
+
+    Raises
+    ------
+    TheraquantError
+        ``text`` is neither (``argument="frame_times"``; the command line names ``--frame-times``).
+    """
     p = Path(text)
     try:  # a long list of times is not a file name (is_file raises 'File name too long')
         if p.is_file():

@@ -226,6 +226,27 @@ class _Run:
         if text and text not in self.notes[lid]:
             self.notes[lid].append(text)
 
+    def merge_rows(self, rows: Mapping[str, Mapping[str, Any]], label: str, *, suffix: str = "") -> None:
+        """Merge a step's per-lesion values into the lesion rows.
+
+        Parameters
+        ----------
+        rows : mapping
+            Lesion id -> {column: value}; a ``"_notes"`` entry holds the lesion's notes.
+        label : str
+            Prefix of the notes (``"<label>: <note>"``).
+        suffix : str, optional
+            Appended to every column name (e.g. ``"_fu"`` for the follow-up session).
+        """
+        for lid, vals in rows.items():
+            r = self.row(lid)
+            for k, v in vals.items():
+                if k == "_notes":
+                    for n in v:
+                        self.note(lid, f"{label}: {n}")
+                else:
+                    r[k + suffix] = v
+
     def fail(self, step: str, exc: BaseException, file: Path | str | None = None,
              affects: Sequence[str] | None = None) -> None:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -488,16 +509,7 @@ def _dce_step(run: _Run, key: str, suffix: str, session: str, grid: str) -> None
     res = dce_lesions(np.asarray(img.array), img.frame_times_s, reg, tr_s=tr, flip_angle_deg=fa, r1=cfg.r1,
                       hematocrit=cfg.hematocrit, t10_tissue=t10_tissue, t10_blood=t10_blood,
                       n_baseline=cfg.n_baseline, model=cfg.model)
-    for lid, vals in res.rows.items():
-        r = run.row(lid)
-        for k, v in vals.items():
-            if k == "_notes":
-                for n in v:
-                    run.note(lid, f"DCE{' follow-up' if suffix else ''}: {n}")
-            elif k == "dce_model":
-                r[k + suffix] = v
-            else:
-                r[k + suffix] = v
+    run.merge_rows(res.rows, f"DCE{' follow-up' if suffix else ''}", suffix=suffix)
     for n in res.notes:
         run.warnings.append(f"{run.name} DCE{' follow-up' if suffix else ''}: {n}")
     for c in res.curves:
@@ -519,14 +531,7 @@ def _fmiso_step(run: _Run) -> None:
         raise _attach(exc, getattr(exc, "_tq_file", series.files[0]))
     res = fmiso_lesions(np.asarray(img.array, float), reg, spacing_mm=img.spacing_mm,
                         threshold=float(run.cfg.fmiso.threshold))
-    for lid, vals in res.rows.items():
-        r = run.row(lid)
-        for k, v in vals.items():
-            if k == "_notes":
-                for n in v:
-                    run.note(lid, f"FMISO: {n}")
-            else:
-                r[k] = v
+    run.merge_rows(res.rows, "FMISO")
     for n in res.notes:
         run.warnings.append(f"{run.name}: {n}")
     units = {"suv_fmiso": img.units or "g/mL", "fmiso_tbp": "1", "hypoxic": "1"}
@@ -617,14 +622,7 @@ def _dose_step(run: _Run) -> None:
     for lid, vals in rows.items():
         if np.isfinite(vals["dmean_gy"]):
             _plausible(run, "dose_gy", vals["dmean_gy"], f"lesion {lid} Dmean")
-    for lid, vals in rows.items():
-        r = run.row(lid)
-        for k, v in vals.items():
-            if k == "_notes":
-                for n in v:
-                    run.note(lid, f"dose: {n}")
-            else:
-                r[k] = v
+    run.merge_rows(rows, "dose")
     for n in res.notes:
         run.warnings.append(f"{run.name}: {n}")
     run.dvh.extend(dvh)
@@ -777,14 +775,7 @@ def _response_step(run: _Run) -> None:
         run.settings["response"] = {"criteria": crit, "measure": "longest axial diameter from the masks"}
     new = [lid for lid in fu if lid not in base]
     rows, patient = grade(crit, base, fu, reference=ref, new_lesions=bool(new))
-    for lid, vals in rows.items():
-        r = run.row(lid)
-        for k, v in vals.items():
-            if k == "_notes":
-                for n in v:
-                    run.note(lid, f"response: {n}")
-            else:
-                r[k] = v
+    run.merge_rows(rows, "response")
     if new:
         run.warnings.append(f"{run.name}: lesion(s) {', '.join(new)} only at follow-up (new lesions: the "
                             "patient-level response is progression)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -240,32 +240,42 @@ def _cutoffs(cut: Mapping[str, Any]) -> str:
     return ", ".join(out)
 
 
-def _collect(obj: Any, key: str) -> list:
-    out: list = []
+def _find(obj: Any, key: str, *, keep: Callable[[Any], bool]) -> Iterator[Any]:
+    """Values under ``key`` anywhere in nested dicts/lists, depth first, that ``keep`` accepts.
+
+    Parameters
+    ----------
+    obj : Any
+        A JSON-like tree (dicts, lists, scalars).
+    key : str
+        The dict key looked for.
+    keep : callable
+        Whether a value under ``key`` is taken; a value it refuses is searched further instead.
+
+    Yields
+    ------
+    Any
+        Each accepted value, in document order.
+    """
     if isinstance(obj, dict):
         for k, v in obj.items():
-            if k == key and not isinstance(v, (dict, list)):
-                out.append(v)
+            if k == key and keep(v):
+                yield v
             else:
-                out += _collect(v, key)
+                yield from _find(v, key, keep=keep)
     elif isinstance(obj, list):
         for v in obj:
-            out += _collect(v, key)
-    return out
+            yield from _find(v, key, keep=keep)
+
+
+def _collect(obj: Any, key: str) -> list:
+    """The scalar values under ``key`` anywhere in ``obj``."""
+    return list(_find(obj, key, keep=lambda v: not isinstance(v, (dict, list))))
 
 
 def _collect_lists(obj: Any, key: str) -> list:
-    out: list = []
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if k == key and isinstance(v, list):
-                out += v
-            else:
-                out += _collect_lists(v, key)
-    elif isinstance(obj, list):
-        for v in obj:
-            out += _collect_lists(v, key)
-    return out
+    """The items of the lists under ``key`` anywhere in ``obj``, concatenated."""
+    return [x for v in _find(obj, key, keep=lambda v: isinstance(v, list)) for x in v]
 
 
 def _study_patient(res: Results, pid: str) -> dict:
@@ -277,17 +287,8 @@ def _study_patient(res: Results, pid: str) -> dict:
 
 
 def _collect_dicts(obj: Any, key: str) -> list[dict]:
-    out: list[dict] = []
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if k == key and isinstance(v, dict):
-                out.append(v)
-            else:
-                out += _collect_dicts(v, key)
-    elif isinstance(obj, list):
-        for v in obj:
-            out += _collect_dicts(v, key)
-    return out
+    """The dicts under ``key`` anywhere in ``obj``."""
+    return list(_find(obj, key, keep=lambda v: isinstance(v, dict)))
 
 
 # =============================================================================================== cohort
