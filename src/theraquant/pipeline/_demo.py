@@ -399,7 +399,9 @@ def run_demo(out_dir: str | Path, *, overwrite: bool = False, workers: int = 2, 
         say(f"writing the {d.upper()} phantom study (DICOM) to {out / d / 'study'}")
         studies[d] = writers[d](out / d / "study", **kw)
     if _kernels_cold():
-        say("compiling fitting kernels (once, ~20 s)")
+        from ..dce import COMPILE_ESTIMATE_S
+
+        say(f"compiling fitting kernels (once, ~{COMPILE_ESTIMATE_S} s)")
         _warm_up()
     runs, tables, validation = {}, {}, {}
     settings0 = RunSettings(out=out / "_", workers=workers, dicom=dicom, report=False, quiet=quiet)
