@@ -101,6 +101,28 @@ def test_y90_activity_back_to_administration_and_ldm_dose():
     assert curve["volume_pct"][0] == 100.0
 
 
+def test_activity_back_to_administration_without_weight_or_dose_tags():
+    # weight and dose cancel in C -> C at administration: a header without them gives the same
+    # activity, records the placeholders, and warns about nothing (the placeholders are plausible)
+    import warnings
+
+    stored = np.full((4, 2, 2), 1.0e6)
+    full, _ = activity_at_administration(stored, _pet_headers(4, delay_h=3.0))
+    bare = _pet_headers(4, delay_h=3.0)
+    for h in bare:
+        del h.PatientWeight
+        del h.RadiopharmaceuticalInformationSequence[0].RadionuclideTotalDose
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        act, info = activity_at_administration(stored, bare)
+    np.testing.assert_allclose(act, full, rtol=1e-12)
+    assert info["placeholders"] == ["weight_kg", "injected_dose_bq"] and info["injected_dose_Bq"] is None
+    for h in bare:  # stored as SUV: the missing weight and dose would not cancel
+        h.Units = "GML"
+    with pytest.raises(ValueError, match="cannot cancel in SUV"):
+        activity_at_administration(stored, bare)
+
+
 def test_y90_renormalised_to_injected():
     r = _regions()
     act = np.zeros(r.liver.shape); act[r.liver] = 1.0

@@ -52,7 +52,9 @@ def activity_at_administration(stored: NDArray, headers: Sequence[Any], *, names
     NONE: each frame's acquisition) is resolved by :func:`theraquant.pet.suv_factor`: its body-weight
     SUV factor is ``body_size_g / (D0 x decay to the reference)``, so ``C x factor x D0 / body_size_g``
     is ``C`` taken back to the administration time (RadiopharmaceuticalStartDateTime). Weight and
-    dose cancel: when the header lacks them, placeholder values are passed and recorded.
+    dose cancel: when the header lacks them, plausible placeholder values (70 kg, 1 GBq: inside the
+    plausibility table, so no spurious unit warning) are passed and recorded. They cannot cancel for
+    a series stored as SUV (Units GML/CM2ML): that is an error asking for the missing tag.
 
     Parameters
     ----------
@@ -76,18 +78,23 @@ def activity_at_administration(stored: NDArray, headers: Sequence[Any], *, names
     placeholders: list[str] = []
     h0 = flat[0]
     if not getattr(h0, "PatientWeight", None):
-        overrides["weight_kg"] = 1.0
+        overrides["weight_kg"] = 70.0  # cancels (see above); a plausible value raises no unit warning
         placeholders.append("weight_kg")
     seq = getattr(h0, "RadiopharmaceuticalInformationSequence", None)
     dose_tag = getattr(seq[0], "RadionuclideTotalDose", None) if seq else None
     if not dose_tag:
-        overrides["injected_dose_bq"] = 1.0
+        overrides["injected_dose_bq"] = 1.0e9  # cancels (see above)
         placeholders.append("injected_dose_bq")
     if decay_correction is not None:
         overrides["decay_correction"] = decay_correction
     conv = pet.suv_factor(flat, normalization="bw", names=names, **overrides)
     factors = np.asarray(conv.factors, float).reshape(stored.shape[0], -1)[:, 0]
     c = conv.constants
+    if placeholders and "stored_suv_type" in c:
+        raise TheraquantError(
+            f"{names[0] if names else 'the series'}: its values are SUV ({c['stored_suv_type']}), and "
+            f"{' and '.join(placeholders)} missing from the header cannot cancel in SUV -> Bq/mL; "
+            "export the series in Bq/mL (Units BQML) or with PatientWeight and RadionuclideTotalDose")
     scale = factors * float(c["injected_dose_Bq"]) / float(c["body_size_g"])
     out = np.asarray(stored, float) * scale[:, None, None]
     info = {"injection_datetime": c.get("injection_datetime"),
