@@ -797,9 +797,13 @@ def run_cmd(
                            show_identifiers=show_identifiers, key=key, dicom=not no_dicom, report=not no_report,
                            quiet=quiet)
     run = run_study(study, settings)
-    if quiet:
-        return
     status = run.patients["status"].value_counts().to_dict() if "status" in run.patients.columns else {}
+    every_failed = bool(status) and set(status) == {"failed"}
+    if quiet:
+        if every_failed:  # scripts see it: the folder holds failures.csv and nothing else of use
+            err.print(f"[red]error:[/] every patient failed; see {run.results_dir / 'failures.csv'}", highlight=False)
+            raise typer.Exit(1)
+        return
     counts = ", ".join(f"{v} {k}" for k, v in sorted(status.items()))
     out.print(f"patients    {len(run.patients)} ({counts}); {len(run.ran)} run now, {len(run.resumed)} kept",
               highlight=False)
@@ -809,6 +813,9 @@ def run_cmd(
     if key is not None:
         out.print(f"key         {key}", highlight=False)
     out.print(f"done in {run.elapsed_s:.1f} s")
+    if every_failed:
+        err.print(f"[red]error:[/] every patient failed; see {run.results_dir / 'failures.csv'}", highlight=False)
+        raise typer.Exit(1)
 
 
 @app.command("predict")

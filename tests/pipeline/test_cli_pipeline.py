@@ -94,11 +94,13 @@ def test_run_bad_study_yaml_names_the_key(study, tmp_path):
 
 
 def test_run_end_to_end_on_a_study_whose_masks_are_unusable(study, tmp_path):
-    """The tiny study's SEGs hold headers only: every patient's steps fail, each is named, nothing crashes."""
+    """The tiny study's SEGs hold headers only: every patient's steps fail, each is named, nothing crashes;
+    the results are still written, and the exit code (1) tells a script that no patient succeeded."""
     out = tmp_path / "r"
     res = runner.invoke(app, ["run", str(study), "--out", str(out), "--workers", "1", "--no-dicom", "--no-report",
                               "--key", str(tmp_path / "key.csv")])
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1, res.output
+    assert "every patient failed" in res.stderr
     failures = pd.read_csv(out / "failures.csv", keep_default_na=False)
     assert list(failures.columns) == ["patient", "step", "file", "message"]
     assert set(failures["patient"]) >= {"P001", "P002"}
