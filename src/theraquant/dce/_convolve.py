@@ -411,6 +411,7 @@ def _lm_one(code, inp, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se, ws):  # p
     moved = 0.0
     dmax = 0.0
     trial = False
+    check = False
     while True:
         if trial:
             th, ff, JJ = pn, fn, Jn
@@ -440,9 +441,8 @@ def _lm_one(code, inp, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se, ws):  # p
             f, fn = fn, f
             J, Jn = Jn, J
             lam = max(lam * 0.1, 1e-12)
-            if drop <= tol * sse or moved <= tol:
-                status = 1
-                break
+            # a small drop or move: converged if the Gauss-Newton model agrees (below)
+            check = drop <= tol * sse or moved <= tol
             fresh = True
         else:
             lam *= 10.0
@@ -451,10 +451,6 @@ def _lm_one(code, inp, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se, ws):  # p
                 status = 1  # no downhill step left: at a (bounded) minimum
                 break
         if fresh:  # a new iteration at the accepted point: normal equations and active set
-            if it >= max_iter:
-                break
-            it += 1
-            ntry = 0
             _gram(J, r, p, JTJ, grad, True)
             dmax = 0.0
             for a in range(p):
@@ -473,6 +469,26 @@ def _lm_one(code, inp, ua, uv, y, p0, lo, hi, max_iter, tol, pout, se, ws):  # p
             if nfree == 0:
                 status = 1  # every parameter pinned on a bound by its gradient: a (corner) minimum
                 break
+            if check:
+                # after a small drop, converged only where the undamped Gauss-Newton step on the
+                # free parameters predicts at most tol x SSE left to gain (e^T (J^T J)^-1 e): a
+                # small drop alone also ends heavily damped steps crawling along a flat valley
+                for a in range(p):
+                    for b in range(p):
+                        A[a, b] = JTJ[a, b] * free[a] * free[b]
+                    A[a, a] = JTJ[a, a] + 1e-12 * dmax if free[a] > 0.0 else 1.0
+                pred = 0.0
+                if _chol_solve(A, e, dlt, L, p):
+                    for a in range(p):
+                        pred += e[a] * dlt[a]
+                if pred <= tol * sse:
+                    status = 1
+                    break
+                check = False
+            if it >= max_iter:
+                break
+            it += 1
+            ntry = 0
         # the next trial step (damped, projected on the box)
         found = False
         while ntry < 12:

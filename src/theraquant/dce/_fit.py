@@ -280,10 +280,10 @@ FIT_STATUS: Mapping[int, str] = MappingProxyType({
 # variance with probability ~1e-6 (chi-square), so 4x leaves room for the noise estimate's own
 # spread (a median of 58 squared second differences)
 _POOR_FIT = 4.0
-# a second basin's grid SSE below this multiple of the first fit's SSE earns it its own fit
-# (dual-input ETM; measured on the issue #14 sample: 1.25 sends ~40 % of the voxels to a second
-# fit and reaches the minimum as often as 1.5 (~56 %); 1.1 (~20 %) missed one voxel in 200)
-_SECOND_BASIN = 1.25
+# a fit whose SSE is above the refined starts' lower SSE by more than this (relative) was held
+# back by a bound or went to another minimum: it gets the other basin's start (2CXM,
+# dual-input ETM)
+_SHORT = 1e-6
 # iteration-limited fits of the liver models continue for this many times max_iter more
 _CONTINUE = 5
 # median of a chi-square variable with one degree of freedom
@@ -343,8 +343,8 @@ def _fixed_delay_fit(spec, t, h, uniform, ca, cv, Y, delay, lo, hi, method, p0, 
     use_grid = (p0 is None and method == "nlls" and spec.code in GRID_MODELS and ua.shape[0] == 1
                 and uv.shape[0] == 1)
     if use_grid:
-        starts = grid_start(spec.code, h, uniform, ua[0], uv[0], Y, lo, hi, second=spec.code == 6)
-        P0 = raw = starts[0]
+        P0, S0, P1, S1 = grid_start(spec.code, h, uniform, ua[0], uv[0], Y, lo, hi)
+        raw = P0
     else:
         raw = _linear(spec, h, ua, uv, Y) if p0 is None else p0
         P0 = np.ascontiguousarray(np.clip(np.where(np.isfinite(raw), raw, start), lo, hi))
@@ -353,28 +353,29 @@ def _fixed_delay_fit(spec, t, h, uniform, ca, cv, Y, delay, lo, hi, method, p0, 
     if method == "nlls" and iters > 0:
         if multistart:
             again = np.arange(n)
+        elif use_grid and spec.code in (3, 6):
+            # the lower refined start's SSE is what the model reaches without the bounds (in
+            # the basins the grid found): a fit above it was held back by a bound, or left for
+            # another minimum; start those again from the other basin's refined start
+            lower = np.minimum(S0, S1)
+            alt = np.flatnonzero((SSE > lower * (1.0 + _SHORT)) & np.isfinite(S1))
+            if alt.size:
+                sub = _lm_run(inp, np.ascontiguousarray(Y[alt]), np.ascontiguousarray(P1[alt]), lo, hi, iters, tol)
+                P[alt], SE[alt], SSE[alt], ST[alt] = _keep_better((P[alt], SE[alt], SSE[alt], ST[alt]), sub)
+            # and from OSIPI's values where the best fit is still short of it on a bound
+            again = np.flatnonzero(ST == 2)
         elif use_grid:
             # a cheap second start only where the first fit may be in the wrong basin
             again = np.flatnonzero(_at_bound(P, lo, hi) | (ST == 2))
         else:
             again = np.arange(0)
-        if use_grid and spec.code == 6:
-            # dual-input ETM: arterial fractions far apart can fit almost equally well (the
-            # inputs are similar after the bolus): a second grid start at fa >= 0.2 away
-            G1, S1 = starts[2], starts[3]
-            # only where that basin's grid residual is close to the first basin's final one
-            near = np.flatnonzero(S1 < _SECOND_BASIN * SSE)
-            if near.size:
-                sub = _lm_run(inp, np.ascontiguousarray(Y[near]), np.ascontiguousarray(G1[near]), lo, hi, iters, tol)
-                sub = _keep_better((P[near], SE[near], SSE[near], ST[near]), sub)
-                P[near], SE[near], SSE[near], ST[near] = sub
         if again.size:
-            S0 = np.ascontiguousarray(np.broadcast_to(np.clip(start, lo, hi), (again.size, p)))
+            Q0 = np.ascontiguousarray(np.broadcast_to(np.clip(start, lo, hi), (again.size, p)))
             alt = _empty_run(again.size, p)
             Ya = np.ascontiguousarray(Y[again])
             ia = inp if ua.shape[0] == 1 else inp._replace(ua=np.ascontiguousarray(ua[again]))
             ia = ia if uv.shape[0] == 1 else ia._replace(uv=np.ascontiguousarray(uv[again]))
-            lm_kernel(ia, Ya, S0, lo, hi, iters, float(tol), *alt)
+            lm_kernel(ia, Ya, Q0, lo, hi, iters, float(tol), *alt)
             sub = _keep_better((P[again], SE[again], SSE[again], ST[again]), alt)
             P[again], SE[again], SSE[again], ST[again] = sub
         if use_grid:
@@ -613,8 +614,13 @@ def fit(t: ArrayLike, ct: ArrayLike, model: ModelName, *, cp: ArrayLike, cp_port
         2016), no iteration. ``"nlls"`` (default): bounded Levenberg-Marquardt with analytic
         Jacobians. Starts: for 2cxm, 2cum, dual_input_1c and dual_input_etofts a
         variable-projection grid (the two parameters the model is linear in solved exactly at
-        every point of a grid over the others; ``._starts``), with a second start where the
-        first fit may be in another basin; for tofts, etofts and patlak the linear solution
+        every point of a grid over the others; ``._starts``). For 2cxm and dual_input_etofts
+        the grid gives two starts from different basins (2cxm: its best point, and that
+        point's main exponential paired with a second one on the other side; dual-input ETM:
+        fa at least 0.2 apart), each refined by a few variable-projection Levenberg-Marquardt
+        steps on the two nonlinear parameters (Golub & Pereyra 1973); the full fit starts from
+        the better one, and again from the other wherever it ends above the refined starts'
+        residual (held back by a bound). For tofts, etofts and patlak the linear solution
         (clipped to the bounds).
     delay : float, array_like or "fit", default 0
         Delay of the tissue relative to both inputs, s (a number, an array of the leading
@@ -640,12 +646,15 @@ def fit(t: ArrayLike, ct: ArrayLike, model: ModelName, *, cp: ArrayLike, cp_port
         of the model's starts.
     multistart : bool or "auto", default "auto"
         True: also start every voxel from OSIPI's recommended values and keep, per voxel, the
-        fit with the lower SSE. "auto": True for 2cxm (whose least-squares surface has several
-        minima in the flow-limited and PS -> 0 corners), False otherwise.
+        fit with the lower SSE. "auto": False for every model (the liver models already get a
+        second start, from another basin, wherever the first fit falls short of the refined
+        starts' residual; see ``method``).
     max_iter : int, default 100
         Levenberg-Marquardt iterations per voxel and start.
     tol : float, default 1e-8
-        Relative tolerance on the SSE decrease and on the step.
+        Relative tolerance: a fit ends when a step lowers the SSE by at most ``tol`` x SSE (or
+        moves every parameter by at most ``tol``, relative) and the undamped Gauss-Newton step
+        predicts at most ``tol`` x SSE left to gain.
     chunk_size : int, default 65536
         Curves fitted together (bounds the working memory).
 
@@ -673,6 +682,9 @@ def fit(t: ArrayLike, ct: ArrayLike, model: ModelName, *, cp: ArrayLike, cp_port
        dynamic contrast-enhanced MRI. Magn Reson Med 2004;51:858-62. doi:10.1002/mrm.20022
     .. [2] Flouri D, Lesnic D, Sourbron SP. Magn Reson Med 2016;76:998-1006. doi:10.1002/mrm.25991
     .. [3] Marquardt DW. J Soc Ind Appl Math 1963;11:431-41. doi:10.1137/0111030
+    .. [4] Golub GH, Pereyra V. The differentiation of pseudo-inverses and nonlinear least
+       squares problems whose variables separate. SIAM J Numer Anal 1973;10:413-32.
+       doi:10.1137/0710036
 
     Examples
     --------
@@ -766,7 +778,7 @@ def fit(t: ArrayLike, ct: ArrayLike, model: ModelName, *, cp: ArrayLike, cp_port
     NV = np.full(n, np.nan)
     multistart_arg = multistart
     if multistart == "auto":
-        multistart = spec.name == "2cxm"  # others: a second start only where needed (_fixed_delay_fit)
+        multistart = False  # the liver models' second starts go only where needed (_fixed_delay_fit)
     if not isinstance(multistart, (bool, np.bool_)):
         raise TheraquantError(f"multistart must be True, False or 'auto', got {multistart_arg!r}")
     refine = delay_refine
@@ -847,7 +859,9 @@ def fit(t: ArrayLike, ct: ArrayLike, model: ModelName, *, cp: ArrayLike, cp_port
         "input_shift": "theraquant.dce.aif.shift: cubic spline (not-a-knot), first / last sample held "
                        "outside the sampled range",
         "bounds": {name: [a, b] for name, a, b in zip(spec.free, lo_pub, hi_pub)},
-        "p0": "user" if p0_all is not None else "linear least squares (integral form), clipped to bounds",
+        "p0": ("user" if p0_all is not None else
+               "variable-projection grid (._starts), refined; clipped to bounds" if spec.code in GRID_MODELS
+               and method == "nlls" else "linear least squares (integral form), clipped to bounds"),
         "multistart": bool(multistart),
         "max_iter": max_iter,
         "tol": tol,
