@@ -96,7 +96,7 @@ def _vp_point(code, th0, th1, y, ua, uv, h, uniform, B, W, r, J):  # pragma: no 
     coefficients solved (non-negative), the residual r = y - B^T c formed and the Jacobian J
     (2, T) of the projected model with respect to (th0, th1) (Golub & Pereyra 1973, with the
     coefficients at zero left out of the projection). 2CXM: th = (K1, K2), the two rates
-    (1/min); dual-input ETM: th = (kep, fa). Returns (sse, c1, c2).
+    (1/min); dual-input ETM: th = (kep, fa). Returns (sse, c1, c2, |B1|^2, |B2|^2).
     """
     T = y.shape[0]
     if code == 3:
@@ -170,75 +170,93 @@ def _vp_point(code, th0, th1, y, ua, uv, h, uniform, B, W, r, J):  # pragma: no 
             s2 = z2 / g22
         for i in range(T):
             V[i] -= s1 * B[0, i] + s2 * B[1, i]
-    return sse, c1, c2
+    return sse, c1, c2, g11, g22
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FM)
 def _vp_refine(code, th, lo, hi, y, ua, uv, h, uniform, B, W, r, J, n_iter):  # pragma: no cover - numba
-    """A few bounded Levenberg-Marquardt steps on the two nonlinear parameters ``th`` (updated
-    in place) of the variable-projection problem; returns (sse, c1, c2) at the final ``th``.
+    """Up to ``n_iter`` bounded Levenberg-Marquardt steps on the two nonlinear parameters ``th``
+    (updated in place) of the variable-projection problem; returns (sse, c1, c2, |B1|^2,
+    |B2|^2) at the final ``th``.
 
     A parameter on a bound whose gradient points outwards is held there (as in the full fit).
+    One evaluation site (each call site of ``_vp_point`` is another inlined copy to compile):
+    every pass evaluates either the start or a trial step, then decides.
     """
     T = y.shape[0]
-    sse, c1, c2 = _vp_point(code, th[0], th[1], y, ua, uv, h, uniform, B, W, r, J)
+    x0 = th[0]
+    x1 = th[1]
+    sse = np.inf
+    c1 = 0.0
+    c2 = 0.0
+    g1 = 0.0
+    g2 = 0.0
     lam = 1e-3
-    t0 = 0.0
-    t1 = 0.0
-    for _ in range(n_iter):
-        a11 = 0.0
-        a12 = 0.0
-        a22 = 0.0
-        q0 = 0.0
-        q1 = 0.0
-        for i in range(T):
-            a11 += J[0, i] * J[0, i]
-            a12 += J[0, i] * J[1, i]
-            a22 += J[1, i] * J[1, i]
-            q0 += J[0, i] * r[i]
-            q1 += J[1, i] * r[i]
-        h0 = (th[0] <= lo[0] and q0 < 0.0) or (th[0] >= hi[0] and q0 > 0.0) or not a11 > 0.0
-        h1 = (th[1] <= lo[1] and q1 < 0.0) or (th[1] >= hi[1] and q1 > 0.0) or not a22 > 0.0
-        if h0 and h1:
-            break
-        done = True
-        cur = False  # the work buffers hold the accepted point
-        for _try in range(8):
-            m11 = a11 * (1.0 + lam)
-            m22 = a22 * (1.0 + lam)
-            if h0:
-                d0 = 0.0
-                d1 = q1 / m22
-            elif h1:
-                d0 = q0 / m11
-                d1 = 0.0
-            else:
-                det = m11 * m22 - a12 * a12
-                if not det > 0.0:
-                    lam *= 10.0
-                    continue
-                d0 = (m22 * q0 - a12 * q1) / det
-                d1 = (m11 * q1 - a12 * q0) / det
-            t0 = min(max(th[0] + d0, lo[0]), hi[0])
-            t1 = min(max(th[1] + d1, lo[1]), hi[1])
-            if t0 == th[0] and t1 == th[1]:
-                break
-            # trial point (its Jacobian is kept only if the step is accepted: re-evaluated below)
-            s_n, cn1, cn2 = _vp_point(code, t0, t1, y, ua, uv, h, uniform, B, W, r, J)
-            if s_n < sse:
-                done = s_n > sse * (1.0 - 1e-10)
-                th[0] = t0
-                th[1] = t1
-                sse, c1, c2 = s_n, cn1, cn2
-                cur = True
+    first = True
+    it = 0
+    ntry = 0
+    a11 = 0.0
+    a12 = 0.0
+    a22 = 0.0
+    q0 = 0.0
+    q1 = 0.0
+    h0 = False
+    h1 = False
+    while True:
+        s_n, cn1, cn2, gn1, gn2 = _vp_point(code, x0, x1, y, ua, uv, h, uniform, B, W, r, J)
+        if first or s_n < sse:
+            done = (not first) and s_n > sse * (1.0 - 1e-10)
+            if not first:
                 lam = max(lam * 0.1, 1e-9)
+            first = False
+            th[0] = x0
+            th[1] = x1
+            sse, c1, c2, g1, g2 = s_n, cn1, cn2, gn1, gn2
+            if done or it >= n_iter:
                 break
+            it += 1
+            ntry = 0
+            # normal equations at th (the work buffers hold th)
+            a11 = 0.0
+            a12 = 0.0
+            a22 = 0.0
+            q0 = 0.0
+            q1 = 0.0
+            for i in range(T):
+                a11 += J[0, i] * J[0, i]
+                a12 += J[0, i] * J[1, i]
+                a22 += J[1, i] * J[1, i]
+                q0 += J[0, i] * r[i]
+                q1 += J[1, i] * r[i]
+            h0 = (th[0] <= lo[0] and q0 < 0.0) or (th[0] >= hi[0] and q0 > 0.0) or not a11 > 0.0
+            h1 = (th[1] <= lo[1] and q1 < 0.0) or (th[1] >= hi[1] and q1 > 0.0) or not a22 > 0.0
+            if h0 and h1:
+                break
+        else:
             lam *= 10.0
-        if not cur:
-            sse, c1, c2 = _vp_point(code, th[0], th[1], y, ua, uv, h, uniform, B, W, r, J)
-        if done:
+            ntry += 1
+            if ntry >= 8:
+                break
+        # the next trial step (damped, projected on the box)
+        m11 = a11 * (1.0 + lam)
+        m22 = a22 * (1.0 + lam)
+        if h0:
+            d0 = 0.0
+            d1 = q1 / m22
+        elif h1:
+            d0 = q0 / m11
+            d1 = 0.0
+        else:
+            det = m11 * m22 - a12 * a12
+            if not det > 0.0:
+                break
+            d0 = (m22 * q0 - a12 * q1) / det
+            d1 = (m11 * q1 - a12 * q0) / det
+        x0 = min(max(th[0] + d0, lo[0]), hi[0])
+        x1 = min(max(th[1] + d1, lo[1]), hi[1])
+        if x0 == th[0] and x1 == th[1]:
             break
-    return sse, c1, c2
+    return sse, c1, c2, g1, g2
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FM)
@@ -368,91 +386,92 @@ def _grid_impl(code, Y, ua, uv, h, uniform, ks, Fa, Fv, G, fas, n_iter, P0, SSE0
                 for k in range(P1.shape[1]):
                     P1[i, k] = np.nan
                 continue
-            # the best grid point and its refinement
+            # two starts, each refined (one call site: every call of _vp_refine is another
+            # inlined copy to compile): c = 0 the best grid point, c = 1 one in another basin
             th[0] = ks[jb]
             th[1] = ks[mb] if code == 3 else fas[mb]
-            s, c1, c2 = _vp_refine(code, th, lo2, hi2, y, ua, uv, h, uniform, B, W, r, J, n_iter)
-            SSE0[i] = s
-            _to_params(code, c1, c2, th[0], th[1], P0[i])
-            # a start in another basin
-            best2 = np.inf
-            j2 = -1
-            m2 = -1
-            x2 = np.nan
-            if code == 3:
-                # keep one refined rate and pair it with every grid rate at least _FAR steps
-                # away: a second exponential the coarse grid could not show (two neighbouring
-                # grid rates mix into any single exponential between them, which the grid then
-                # prefers to a fast plus an off-grid slow exponential)
-                # the refined start's main exponential (the larger share of the curve; two rates
-                # closer than _FAR steps are one exponential at their share-weighted mean rate) and
-                # the side its minor one is on (faster or slower)
-                w1 = 0.0
-                w2 = 0.0
-                for t in range(T):  # each exponential's share of the curve: c_j |B_j|
-                    w1 += B[0, t] * B[0, t]
-                    w2 += B[1, t] * B[1, t]
-                w1 = c1 * np.sqrt(w1)
-                w2 = c2 * np.sqrt(w2)
-                big = 0 if w1 >= w2 else 1
-                kr = th[big]
-                km = th[1 - big]
-                close = abs(np.log((kr + 1e-3) / (km + 1e-3))) < _FAR * _STEP
-                side = 0.0
-                if w1 + w2 > 0.0 and close:
-                    kr = (w1 * th[0] + w2 * th[1]) / (w1 + w2)
-                elif (w2 if big == 0 else w1) > 0.0:
-                    side = 1.0 if km > kr else -1.0
-                # pair it with every grid rate at least _FAR steps away on the other side: a
-                # second exponential the coarse grid could not show (two neighbouring grid rates
-                # mix into any single exponential between them, which the grid then prefers to
-                # the main exponential plus a minor one at an off-grid main rate)
-                # (with the derivative of the main exponential by its rate as a third column, so
-                # that its rate can move to first order: x2 / x1 is the shift)
-                conv_exp(ua, h, uniform, kr, W[0], W[1], True)
-                gff = 0.0
-                gfd = 0.0
-                gdd = 0.0
-                df = 0.0
-                dd = 0.0
-                for t in range(T):
-                    gff += W[0, t] * W[0, t]
-                    gfd += W[0, t] * W[1, t]
-                    gdd += W[1, t] * W[1, t]
-                    df += W[0, t] * y[t]
-                    dd += W[1, t] * y[t]
-                for j in range(K):
-                    lr = np.log((ks[j] + 1e-3) / (kr + 1e-3))
-                    if abs(lr) < _FAR * _STEP or lr * side > 0.0:
-                        continue
-                    gjf = 0.0
-                    gjd = 0.0
+            SSE1[i] = np.inf
+            for k in range(P1.shape[1]):
+                P1[i, k] = np.nan
+            for c in range(2):
+                s, c1, c2, g1, g2 = _vp_refine(code, th, lo2, hi2, y, ua, uv, h, uniform, B, W, r, J, n_iter)
+                if c == 0:
+                    SSE0[i] = s
+                    _to_params(code, c1, c2, th[0], th[1], P0[i])
+                else:
+                    if s < SSE0[i]:  # P0 holds the better start
+                        for k in range(P0.shape[1]):
+                            P1[i, k] = P0[i, k]
+                        SSE1[i] = SSE0[i]
+                        SSE0[i] = s
+                        _to_params(code, c1, c2, th[0], th[1], P0[i])
+                    else:
+                        SSE1[i] = s
+                        _to_params(code, c1, c2, th[0], th[1], P1[i])
+                    break
+                best2 = np.inf
+                j2 = -1
+                x2 = np.nan
+                if code == 3:
+                    # The refined start's main exponential (the larger share of the curve,
+                    # c_j |B_j|; two rates closer than _FAR steps are one exponential at their
+                    # share-weighted mean rate), paired with every grid rate at least _FAR steps
+                    # away on the side its minor exponential is not on: a second exponential the
+                    # coarse grid could not show (two neighbouring grid rates mix into any single
+                    # exponential between them, which the grid then prefers to the main
+                    # exponential plus a minor one at an off-grid main rate). The main
+                    # exponential's derivative by its rate is a third column, so that its rate
+                    # moves to first order (x2 / x1 is the shift).
+                    w1 = c1 * np.sqrt(g1)
+                    w2 = c2 * np.sqrt(g2)
+                    big = 0 if w1 >= w2 else 1
+                    kr = th[big]
+                    km = th[1 - big]
+                    close = abs(np.log((kr + 1e-3) / (km + 1e-3))) < _FAR * _STEP
+                    side = 0.0
+                    if w1 + w2 > 0.0 and close:
+                        kr = (w1 * th[0] + w2 * th[1]) / (w1 + w2)
+                    elif (w2 if big == 0 else w1) > 0.0:
+                        side = 1.0 if km > kr else -1.0
+                    conv_exp(ua, h, uniform, kr, W[0], W[1], True)
+                    gff = 0.0
+                    gfd = 0.0
+                    gdd = 0.0
+                    df = 0.0
+                    dd = 0.0
                     for t in range(T):
-                        gjf += Fa[j, t] * W[0, t]
-                        gjd += Fa[j, t] * W[1, t]
-                    s, u1, u2, u3 = _ls3(gff, gfd, gjf, gdd, gjd, G[j, j, 0, 0], df, dd, da[j], yy)
-                    if u1 > 0.0 and u3 > 0.0 and s < best2:
-                        best2, j2 = s, j
-                        x2 = min(max(kr + u2 / u1, 0.5 * kr), 2.0 * kr + 1e-3)
-            else:
-                for j in range(K):
-                    for m in range(nf):
-                        if abs(m - mb) >= 4 and S[j, m] < best2:  # fa at least 0.2 away
-                            best2, j2, m2 = S[j, m], j, m
-            if j2 < 0:
-                SSE1[i] = np.inf
-                for k in range(P1.shape[1]):
-                    P1[i, k] = np.nan
-                continue
-            th[0] = ks[j2]
-            th[1] = x2 if code == 3 else fas[m2]
-            s, c1, c2 = _vp_refine(code, th, lo2, hi2, y, ua, uv, h, uniform, B, W, r, J, n_iter)
-            SSE1[i] = s
-            _to_params(code, c1, c2, th[0], th[1], P1[i])
-            if SSE1[i] < SSE0[i]:
-                for k in range(P0.shape[1]):
-                    P0[i, k], P1[i, k] = P1[i, k], P0[i, k]
-                SSE0[i], SSE1[i] = SSE1[i], SSE0[i]
+                        gff += W[0, t] * W[0, t]
+                        gfd += W[0, t] * W[1, t]
+                        gdd += W[1, t] * W[1, t]
+                        df += W[0, t] * y[t]
+                        dd += W[1, t] * y[t]
+                    for j in range(K):
+                        lr = np.log((ks[j] + 1e-3) / (kr + 1e-3))
+                        if abs(lr) < _FAR * _STEP or lr * side > 0.0:
+                            continue
+                        gjf = 0.0
+                        gjd = 0.0
+                        for t in range(T):
+                            gjf += Fa[j, t] * W[0, t]
+                            gjd += Fa[j, t] * W[1, t]
+                        s, u1, u2, u3 = _ls3(gff, gfd, gjf, gdd, gjd, G[j, j, 0, 0], df, dd, da[j], yy)
+                        if u1 > 0.0 and u3 > 0.0 and s < best2:
+                            best2, j2 = s, j
+                            x2 = min(max(kr + u2 / u1, 0.5 * kr), 2.0 * kr + 1e-3)
+                    if j2 >= 0:
+                        th[0] = ks[j2]
+                        th[1] = x2
+                else:
+                    for j in range(K):
+                        for m in range(nf):
+                            if abs(m - mb) >= 4 and S[j, m] < best2:  # fa at least 0.2 away
+                                best2, j2 = S[j, m], j
+                                x2 = fas[m]
+                    if j2 >= 0:
+                        th[0] = ks[j2]
+                        th[1] = x2
+                if j2 < 0:
+                    break
 
 
 def grid_start(code: int, h: np.ndarray, uniform: bool, ua: np.ndarray, uv: np.ndarray, Y: np.ndarray,
