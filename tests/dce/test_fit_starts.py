@@ -92,7 +92,7 @@ def test_fit_on_a_bound_with_a_residual_far_above_the_noise_is_a_failure():
 
 def test_noise_estimate_matches_the_added_noise():
     # the residual-versus-noise check rests on this estimate: never below the true variance on
-    # average (that would flag good fits) and at most 1.5x it (measured 1.26x: the bolus bends
+    # average (that would flag good fits) and at most 1.5x it (measured 1.25x: the bolus bends
     # the curves in a few of the 58 second differences); averaged over 400 curves
     from theraquant.dce._fit import _noise_var
 
@@ -103,6 +103,18 @@ def test_noise_estimate_matches_the_added_noise():
     assert 1.0 <= ratio <= 1.5
     flat = rng.normal(0, NOISE, (400, T.size))  # pure noise: unbiased within the 400-curve spread
     assert np.mean(_noise_var(flat)) / NOISE ** 2 == pytest.approx(1.0, abs=0.08)
+
+
+def test_noise_estimate_is_not_far_below_the_noise_on_any_curve():
+    # a curve whose estimate falls far below the true variance has a good fit on a bound flagged
+    # as -4 (seen once in 20,000 with the median of the squared second differences, 0.21x the true
+    # variance); on these 5,000 pure-noise curves the trimmed mean's lowest is 0.243x, the
+    # median's 0.197x: 0.22x separates the two
+    from theraquant.dce._fit import _noise_var
+
+    rng = np.random.default_rng(8)
+    flat = rng.normal(0, NOISE, (5000, T.size))
+    assert np.min(_noise_var(flat)) / NOISE ** 2 > 0.22
 
 
 def test_second_start_finds_the_bi_exponential_the_grid_misses():

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.interpolate import CubicSpline
+from scipy.stats import chi2
 
 from ..errors import TheraquantError
 from ..provenance import provenance as _provenance
@@ -286,22 +287,29 @@ _POOR_FIT = 4.0
 _SHORT = 1e-6
 # iteration-limited fits of the liver models continue for this many times max_iter more
 _CONTINUE = 5
-# median of a chi-square variable with one degree of freedom
-_CHI2_1_MEDIAN = 0.454936423119572
+# share of the squared second differences kept by the noise estimate, and the mean of a
+# chi-square(1) variable below its 80 % quantile: P(chi2_3 <= chi2_1.ppf(0.8)) / 0.8
+_NOISE_KEEP = 0.8
+_TRUNC_CHI2_1_MEAN = float(chi2.cdf(chi2.ppf(_NOISE_KEEP, 1), 3) / _NOISE_KEEP)
 
 
 def _noise_var(Y):
     """Noise variance of every row (mM^2) from second differences, robust to the bolus.
 
-    For white noise of variance s^2, y[i+1] - 2 y[i] + y[i-1] has variance 6 s^2; the median
-    of its square over the frames (/ the chi-square(1) median) ignores the few frames where
-    the curve itself bends (bolus arrival, peak), which would otherwise inflate the estimate
+    For white noise of variance s^2, y[i+1] - 2 y[i] + y[i-1] has variance 6 s^2; the mean of
+    the lowest 80 % of its squares over the frames (divided by that truncated chi-square(1)
+    mean, E[z^2 | z^2 <= q_0.8] = P(chi2_3 <= q_0.8) / 0.8) ignores the few frames where the
+    curve itself bends (bolus arrival, peak), which would otherwise inflate the estimate, and
+    varies less than their median (over 20,000 noisy curves of 60 frames the lowest estimate was
+    0.33 x the true variance, the median's 0.21 x, which flagged a good fit as -4)
     (Rice J. Ann Stat 1984;12:1215-30, doi:10.1214/aos/1176346788, for difference-based
     variance estimators).
     """
     d2 = Y[:, 2:] - 2.0 * Y[:, 1:-1] + Y[:, :-2]
     np.square(d2, out=d2)
-    return np.median(d2, axis=1) / (6.0 * _CHI2_1_MEDIAN)
+    k = max(1, int(round(_NOISE_KEEP * d2.shape[1])))
+    low = np.partition(d2, k - 1, axis=1)[:, :k]
+    return low.mean(axis=1) / (6.0 * _TRUNC_CHI2_1_MEAN)
 
 
 def _empty_run(n, p):
