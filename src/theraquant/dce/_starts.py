@@ -425,39 +425,45 @@ def _grid_impl(code, Y, ua, uv, h, uniform, ks, Fa, Fv, G, fas, n_iter, P0, SSE0
                     w1 = c1 * np.sqrt(g1)
                     w2 = c2 * np.sqrt(g2)
                     big = 0 if w1 >= w2 else 1
-                    kr = th[big]
-                    km = th[1 - big]
-                    close = abs(np.log((kr + 1e-3) / (km + 1e-3))) < _FAR * _STEP
-                    side = 0.0
-                    if w1 + w2 > 0.0 and close:
-                        kr = (w1 * th[0] + w2 * th[1]) / (w1 + w2)
-                    elif (w2 if big == 0 else w1) > 0.0:
-                        side = 1.0 if km > kr else -1.0
-                    conv_exp(ua, h, uniform, kr, W[0], W[1], True)
-                    gff = 0.0
-                    gfd = 0.0
-                    gdd = 0.0
-                    df = 0.0
-                    dd = 0.0
-                    for t in range(T):
-                        gff += W[0, t] * W[0, t]
-                        gfd += W[0, t] * W[1, t]
-                        gdd += W[1, t] * W[1, t]
-                        df += W[0, t] * y[t]
-                        dd += W[1, t] * y[t]
-                    for j in range(K):
-                        lr = np.log((ks[j] + 1e-3) / (kr + 1e-3))
-                        if abs(lr) < _FAR * _STEP or lr * side > 0.0:
-                            continue
-                        gjf = 0.0
-                        gjd = 0.0
+                    close = abs(np.log((th[0] + 1e-3) / (th[1] + 1e-3))) < _FAR * _STEP
+                    t0 = th[0]
+                    t1 = th[1]
+                    # two rates far apart: the minor exponential as the main one too (its
+                    # partner on the other side), and the better of the two scans
+                    for pick in range(1 if close or not min(w1, w2) > 0.0 else 2):
+                        me = big if pick == 0 else 1 - big
+                        kr = t0 if me == 0 else t1
+                        km = t1 if me == 0 else t0
+                        side = 0.0
+                        if w1 + w2 > 0.0 and close:
+                            kr = (w1 * t0 + w2 * t1) / (w1 + w2)
+                        elif (w2 if me == 0 else w1) > 0.0:
+                            side = 1.0 if km > kr else -1.0
+                        conv_exp(ua, h, uniform, kr, W[0], W[1], True)
+                        gff = 0.0
+                        gfd = 0.0
+                        gdd = 0.0
+                        df = 0.0
+                        dd = 0.0
                         for t in range(T):
-                            gjf += Fa[j, t] * W[0, t]
-                            gjd += Fa[j, t] * W[1, t]
-                        s, u1, u2, u3 = _ls3(gff, gfd, gjf, gdd, gjd, G[j, j, 0, 0], df, dd, da[j], yy)
-                        if u1 > 0.0 and u3 > 0.0 and s < best2:
-                            best2, j2 = s, j
-                            x2 = min(max(kr + u2 / u1, 0.5 * kr), 2.0 * kr + 1e-3)
+                            gff += W[0, t] * W[0, t]
+                            gfd += W[0, t] * W[1, t]
+                            gdd += W[1, t] * W[1, t]
+                            df += W[0, t] * y[t]
+                            dd += W[1, t] * y[t]
+                        for j in range(K):
+                            lr = np.log((ks[j] + 1e-3) / (kr + 1e-3))
+                            if abs(lr) < _FAR * _STEP or lr * side > 0.0:
+                                continue
+                            gjf = 0.0
+                            gjd = 0.0
+                            for t in range(T):
+                                gjf += Fa[j, t] * W[0, t]
+                                gjd += Fa[j, t] * W[1, t]
+                            s, u1, u2, u3 = _ls3(gff, gfd, gjf, gdd, gjd, G[j, j, 0, 0], df, dd, da[j], yy)
+                            if u1 > 0.0 and u3 > 0.0 and s < best2:
+                                best2, j2 = s, j
+                                x2 = min(max(kr + u2 / u1, 0.5 * kr), 2.0 * kr + 1e-3)
                     if j2 >= 0:
                         th[0] = ks[j2]
                         th[1] = x2
