@@ -332,14 +332,16 @@ def _at_bound(P, lo, hi):
 def _fixed_delay_fit(spec, t, h, uniform, ca, cv, Y, delay, lo, hi, method, p0, max_iter, tol, multistart=False):
     """Fit every row of Y with the inputs shifted by ``delay`` (scalar or (n,)); kernel units.
 
-    Starts: ``p0`` if given; else, for the liver models (2CXM, 2CUM, dual-input) with inputs
-    shared by all rows, the variable-projection grid (:mod:`._starts`), and a second start
-    from OSIPI's values only where the first fit ends on a bound or at the iteration limit
-    (every voxel for 2CXM: ``multistart``), for the dual-input ETM the grid's best point in
-    another fa basin where its grid SSE is within 1.25x of the first fit's, and 5 x max_iter
-    more iterations for fits still at the iteration limit; else the linear (integral-form)
-    fit, OSIPI's values where it is NaN.
-    multistart True: the OSIPI start for every voxel too; keep the lower SSE per voxel.
+    Starts: ``p0`` if given; else, for the liver models with inputs shared by all rows, the
+    variable-projection grid (:mod:`._starts`): 2CXM and dual-input ETM get two refined starts
+    from different basins, the fit starts from the better one and again from the other where it
+    ends above the refined starts' lower SSE (relative _SHORT: held back by a bound, or gone to
+    another minimum), then from OSIPI's values where it hit the iteration limit; 2CUM and
+    dual-input 1C start from the grid's best point and again from OSIPI's values where the fit
+    ends on a bound or at the iteration limit. Fits still at the iteration limit continue for
+    _CONTINUE x max_iter more iterations. Other models: the linear (integral-form) fit, OSIPI's
+    values where it is NaN. multistart True: the OSIPI start for every voxel too; the lower SSE
+    per voxel is kept.
     """
     ua = _shift(t, ca, delay)
     uv = _shift(t, cv, delay) if spec.n_inputs == 2 else ua

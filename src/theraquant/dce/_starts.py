@@ -19,6 +19,16 @@ in two variables) at every grid point, gives each voxel the global minimum of th
 start in the right basin wherever the grid resolves it, and never NaN. The basis curves are
 shared by all voxels, so a voxel costs its dot products with the basis plus a few flops per
 grid point (Golub GH, Pereyra V. SIAM J Numer Anal 1973;10:413-32, doi:10.1137/0710036).
+
+2CXM and dual-input ETM have near-equal minima in different basins, so they get two starts, each
+refined by a few Levenberg-Marquardt steps on the two nonlinear parameters of the same
+variable-projection problem (exact Golub-Pereyra Jacobian of the projected model): the grid's best
+point and one in another basin. Dual-input ETM: the best grid point with fa at least 0.2 away.
+2CXM: two neighbouring grid rates mix into any single exponential between them, so the coarse grid
+prefers a near-single exponential (PS -> 0, or its flow-limited twin) to the main exponential
+plus a small one at an off-grid main rate; the second start is the refined start's main
+exponential (its rate free to first order: its derivative is a third column) paired with the
+best grid rate on the other side of it, which finds that bi-exponential.
 """
 
 from __future__ import annotations
@@ -298,11 +308,10 @@ def _to_params(code, q0, q1, q2, q3, out):  # pragma: no cover - numba
 def _grid_impl(code, Y, ua, uv, h, uniform, ks, Fa, Fv, G, fas, n_iter, P0, SSE0, P1, SSE1):  # pragma: no cover - numba
     """Best grid point of every voxel (rows of Y), converted to the model's parameters.
 
-    2CXM and dual-input ETM (codes 3, 6): the best grid point and the best one in another basin
-    (2CXM: at least _FAR grid steps away in either rate; dual-input ETM: fa at least 0.2 away),
-    each refined by ``n_iter`` variable-projection Levenberg-Marquardt steps; P0/SSE0 holds the
-    lower of the two refined residuals, P1/SSE1 the other. Codes 4, 5: the best grid point
-    (SSE1 = inf).
+    2CXM and dual-input ETM (codes 3, 6): the best grid point and a start in another basin
+    (module docstring), each refined by ``n_iter`` variable-projection Levenberg-Marquardt steps;
+    P0/SSE0 holds the lower of the two refined residuals, P1/SSE1 the other (NaN / inf where no
+    second start exists). Codes 4, 5: the best grid point (SSE1 = inf).
     """
     n, T = Y.shape
     K = ks.shape[0]
