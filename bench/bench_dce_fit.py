@@ -8,7 +8,7 @@ the same call, as wall-clock voxels/s and as process CPU time per voxel (``time.
 all threads: independent of how many cores the other jobs on the machine leave free).
 (dcmri, when importable - e.g. ``pip install --target /tmp/dcmri_pkg --no-deps dcmri tqdm`` and
 ``PYTHONPATH=/tmp/dcmri_pkg`` - adds a third column; it is not a theraquant dependency.
-osipy needs Python >= 3.12 and is not measured here: this environment has 3.11.)
+osipy, which needs Python >= 3.12, runs side by side in ``bench/bench_dce_osipy.py``.)
 
 Synthetic, noisy data with known truth, generated inline: Parker 2006 population AIF (plasma,
 Hct 0.42, bolus at 30 s), 60 frames every 5 s (0-295 s), Ktrans ~ U(0.05, 0.5) 1/min,
@@ -39,7 +39,7 @@ Parker AIF, modelled portal input, noise SD 0.02 mM. Reported: voxels/s and CPU 
 (and the ratio to an ETM fit's CPU us/voxel), and on ``--liver-check`` voxels the share whose
 fitted residual is <= the best of a three-start ``curve_fit`` (mid-range, OSIPI, true values;
 relative 1e-6), plus a mid-range single-start curve_fit loop's rate for the speed ratio.
-osipy needs Python >= 3.12 and is not measured (this environment: Python 3.11).
+osipy (Python >= 3.12): ``bench/bench_dce_osipy.py``.
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; python {platform.python_version()}, "
           f"numpy {np.__version__}, scipy {scipy.__version__}; load average at start "
           f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    print("osipy: not measured (needs Python >= 3.12; this is " + platform.python_version() + ")")
+    print("osipy: see bench/bench_dce_osipy.py (needs Python >= 3.12; this is " + platform.python_version() + ")")
     etm_cpu_us = _etm_cpu_per_voxel(t, cp, ct[: min(n, 50_000)], args.repeats)
     if args.liver_voxels:
         _liver(args, t, etm_cpu_us)

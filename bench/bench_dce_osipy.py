@@ -61,8 +61,9 @@ common/fitting/{base,least_squares}.py, common/convolution/{fft,expconv}.py)
 * Both fit all voxels vectorised. osipy: a numpy Levenberg-Marquardt over all voxels of a chunk
   at once (chunks of 10,000 voxels, run on a ThreadPoolExecutor with ``os.cpu_count()`` threads;
   forward-difference Jacobian, step 1e-7; at most 100 iterations; stop when the relative SSE
-  change < 1e-6; bounds by clipping). theraquant: numba-parallel LM with analytic Jacobians
-  (tol 1e-8, 100 iterations), bounds by projection, multi-start for 2CXM.
+  change < 1e-6; bounds by clipping). theraquant: batched numba LM with analytic Jacobians on
+  one row block per thread (tol 1e-8 with a Gauss-Newton stopping check, 100 iterations),
+  bounds by an active set and projection, two refined starts from different basins for 2CXM.
 * Bounds: by default osipy is run twice, once with its own default bounds (as shipped) and once
   with theraquant's default bounds given through ``bounds_override`` (Ktrans [0, 5], ve [1e-4, 1],
   vp [0, 1] (ETM) / [1e-4, 1] (2CXM, 2CUM), Fp [0, 200], PS [0, 500] mL/100 mL/min);
@@ -77,7 +78,9 @@ common/fitting/{base,least_squares}.py, common/convolution/{fft,expconv}.py)
   own. osipy: ETM Ktrans = 0.1 * max(ct) / max(aif), ve = 0.2, vp = ct/aif at the AIF peak
   clipped to [0.001, 0.1]; 2CXM Fp 20, PS 8, ve 0.2, vp = ct/aif at the AIF peak in [0.01, 0.2];
   2CUM Fp 15, PS 2, vp likewise in [0.01, 0.1]; one start. theraquant: linear (Murase) start for
-  ETM; variable-projection grid starts (+ a second start, + OSIPI start for 2CXM) for 2CXM / 2CUM.
+  ETM; variable-projection grid starts for 2CXM (two, refined, from different basins; the second
+  fit only where the first falls short) and 2CUM (OSIPI's values as a second start where the
+  first fit ends on a bound).
 * Forward models differ for extended Tofts: osipy convolves the AIF with the SAMPLED impulse
   response Ktrans exp(-kep t) by FFT times dt (a rectangle rule), theraquant (and the data) use
   the exact convolution of the piecewise-linear AIF. At 5 s frames the two differ by up to tens

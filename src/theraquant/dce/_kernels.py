@@ -120,8 +120,10 @@ def _start_child(names: list[str]) -> subprocess.Popen | None:
     if not need:
         return None
     code = f"from theraquant.dce._kernels import _compile_starts; _compile_starts({need!r})"
+    # the child imports this same theraquant (and numba) whatever put it on this process's path
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     try:
-        return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL,
+        return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     except OSError:  # no child processes here: compile everything in this process
         return None
