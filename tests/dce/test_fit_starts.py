@@ -141,14 +141,19 @@ def test_second_start_finds_the_bi_exponential_the_grid_misses():
     assert s0[0] <= _sse("2cxm", y, {k: res[k] for k in FREE["2cxm"]}) * (1 + 1e-4)
 
 
-def test_warm_up_compiles_into_an_empty_cache(tmp_path):
-    # the start kernel compiles in a child process while the LM kernel compiles here; the child
-    # must leave its kernel in numba's disk cache, so the model is ready afterwards
+def test_first_fit_warms_up_an_empty_cache(tmp_path):
+    # a first fit on an empty cache calls warm_up: the start kernel compiles in a child process
+    # while the LM kernel compiles here; the child must leave its kernel in numba's disk cache,
+    # and the fit's result must be the same as on a warm cache
     import subprocess
 
-    code = ("from theraquant import dce; assert not dce.kernels_ready('2cum'); dce.warm_up('2cum'); "
-            "assert dce.kernels_ready('2cum'); print('ok')")
+    code = ("import numpy as np; from theraquant import dce; assert not dce.kernels_ready('2cum'); "
+            "t = np.arange(60) * 5.0; ca = dce.aif.parker(t, delay=30.0, hct=0.42); "
+            "y = dce.simulate(t, '2cum', {'Fp': 40.0, 'PS': 5.0, 'vp': 0.1}, cp=ca); "
+            "r = dce.fit(t, y, '2cum', cp=ca); assert dce.kernels_ready('2cum'); "
+            "print(round(float(r['Fp']), 6), round(float(r['PS']), 6))")
     env = {**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert [float(v) for v in out.stdout.split()] == pytest.approx([40.0, 5.0], rel=1e-5)  # noise-free curve
     assert any(tmp_path.rglob("*_grid_impl*.nbc")) and any(tmp_path.rglob("*_lm_impl*.nbc"))

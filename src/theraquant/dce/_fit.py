@@ -26,6 +26,7 @@ from ..provenance import provenance as _provenance
 from ..results import Result, describe_call
 from ..quantities import check_frame_times
 from ._convolve import ModelInputs, forward_kernel, linear_kernel, lm_kernel, row_stats
+from ._kernels import ensure_ready
 from .aif import shift as _aif_shift
 from ._models import MODELS, UNITS, ModelName, ModelSpec, get_model
 from ._starts import GRID_MODELS, grid_start
@@ -279,7 +280,7 @@ FIT_STATUS: Mapping[int, str] = MappingProxyType({
 # residual variance SSE/(T - k) above this multiple of the data's noise variance on a bound is a
 # failed fit (-4): with 60 frames (56 degrees of freedom) a correct fit exceeds 2x the noise
 # variance with probability ~1e-6 (chi-square), so 4x leaves room for the noise estimate's own
-# spread (a median of 58 squared second differences)
+# spread (a trimmed mean of 58 squared second differences)
 _POOR_FIT = 4.0
 # a fit whose SSE is above the refined starts' lower SSE by more than this (relative) was held
 # back by a bound or went to another minimum: it gets the other basin's start (2CXM,
@@ -372,7 +373,7 @@ def _fixed_delay_fit(spec, t, h, uniform, ca, cv, Y, delay, lo, hi, method, p0, 
             if alt.size:
                 sub = _lm_run(inp, np.ascontiguousarray(Y[alt]), np.ascontiguousarray(P1[alt]), lo, hi, iters, tol)
                 P[alt], SE[alt], SSE[alt], ST[alt] = _keep_better((P[alt], SE[alt], SSE[alt], ST[alt]), sub)
-            # and from OSIPI's values where the best fit is still short of it on a bound
+            # and from OSIPI's values where the fit stopped at the iteration limit
             again = np.flatnonzero(ST == 2)
         elif use_grid:
             # a cheap second start only where the first fit may be in the wrong basin
@@ -605,6 +606,10 @@ def fit(t: ArrayLike, ct: ArrayLike, model: ModelName, *, cp: ArrayLike, cp_port
         max_iter: int = 100, tol: float = 1e-8, chunk_size: int = 65536) -> FitResult:
     """Fit a tracer-kinetic model to every tissue curve at once.
 
+    The first fit on an empty numba cache compiles the fitting kernels (about
+    :data:`~theraquant.dce.COMPILE_ESTIMATE_S` s on two cores, the start kernel in a child
+    process meanwhile; :func:`~theraquant.dce.warm_up`); later fits and processes load them.
+
     Parameters
     ----------
     t : (T,) array_like of float
@@ -796,6 +801,7 @@ def fit(t: ArrayLike, ct: ArrayLike, model: ModelName, *, cp: ArrayLike, cp_port
         raise TheraquantError(f"delay_refine must be 'lm' or 'golden', got {refine!r}")
     if method == "linear":
         refine = "golden"
+    ensure_ready(spec.name)  # an empty numba cache: compile (in part in a child process) first
     for s0 in range(0, n, chunk):
         sl = slice(s0, min(n, s0 + chunk))
         Yc = Y[sl]

@@ -7,7 +7,8 @@ cache :func:`warm_up` compiles the start kernel in a child process while it comp
 Levenberg-Marquardt kernel (numba compiles one function at a time per process), which brings
 the wait on two cores from the sum of the two to the longer one. A front end (CLI, pipeline) that wants to tell its user
 "compiling fitting kernels (once, ~N s)" asks :func:`kernels_ready` first and, when it is
-False, says so and calls :func:`warm_up`. The engine itself never prints.
+False, says so and calls :func:`warm_up`; :func:`theraquant.dce.fit` calls it itself otherwise
+(:func:`ensure_ready`). The engine itself never prints.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import numba
@@ -24,10 +26,13 @@ from ._models import MODELS, ModelName, get_model
 
 __all__ = ["COMPILE_ESTIMATE_S", "kernels_ready", "warm_up"]
 
+_LOCK = threading.RLock()  # one warm-up at a time; the thread that warms up re-enters freely
+_BUSY = False  # inside warm_up: its own fits must not start another
+
 #: Typical wall time of :func:`warm_up` for one model on an empty cache, s (measured 6.3-6.5 s on
 #: 2 idle cores, 2026-12-03: the Levenberg-Marquardt kernel here, 6.5 CPU-s, and the start kernel
-#: in a child process at the same time, 4 CPU-s; a first fit without warm_up compiles both in
-#: turn, ~10.5 s; a further model adds 0-1 s).
+#: in a child process at the same time, 4 CPU-s; compiled one after the other they take ~10.5 s;
+#: a further model adds 0-1 s).
 COMPILE_ESTIMATE_S = 8
 
 
@@ -129,6 +134,17 @@ def _start_child(names: list[str]) -> subprocess.Popen | None:
         return None
 
 
+def ensure_ready(model: ModelName) -> None:
+    """Warm up ``model``'s kernels (:func:`warm_up`) unless they are ready; called by
+    :func:`theraquant.dce.fit` before its first fit, so that a first fit on an empty cache gets
+    the parallel compile too. Other threads wait for a warm-up in progress."""
+    if _BUSY or kernels_ready(model):
+        return
+    with _LOCK:
+        if not _BUSY and not kernels_ready(model):
+            warm_up(model)
+
+
 def warm_up(model: ModelName | None = None) -> float:
     """Compile (or load from the cache) the kernels of ``model`` (every model when None).
 
@@ -142,6 +158,16 @@ def warm_up(model: ModelName | None = None) -> float:
     float
         Seconds spent (wall clock).
     """
+    global _BUSY
+    with _LOCK:
+        was, _BUSY = _BUSY, True
+        try:
+            return _warm_up(model)
+        finally:
+            _BUSY = was
+
+
+def _warm_up(model: ModelName | None) -> float:
     from ._fit import fit
 
     t0 = time.perf_counter()
