@@ -354,7 +354,8 @@ def _fixed_delay_fit(spec, t, h, uniform, ca, cv, Y, delay, lo, hi, method, p0, 
     use_grid = (p0 is None and method == "nlls" and spec.code in GRID_MODELS and ua.shape[0] == 1
                 and uv.shape[0] == 1)
     if use_grid:
-        P0, S0, P1, S1 = grid_start(spec.code, h, uniform, ua[0], uv[0], Y, lo, hi)
+        # (no refinement for a start that is only evaluated: the delay search's grid)
+        P0, S0, P1, S1 = grid_start(spec.code, h, uniform, ua[0], uv[0], Y, lo, hi, refine=iters > 0)
         raw = P0
     else:
         raw = _linear(spec, h, ua, uv, Y) if p0 is None else p0

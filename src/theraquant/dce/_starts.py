@@ -418,6 +418,8 @@ def _grid_impl(code, Y, ua, uv, h, uniform, ks, Fa, Fv, G, fas, n_iter, P0, SSE0
                         SSE1[i] = s
                         _to_params(code, c1, c2, th[0], th[1], P1[i])
                     break
+                if n_iter == 0:  # no refinement asked for: the grid's best point alone
+                    break
                 best2 = np.inf
                 j2 = -1
                 x2 = np.nan
@@ -490,7 +492,8 @@ def _grid_impl(code, Y, ua, uv, h, uniform, ks, Fa, Fv, G, fas, n_iter, P0, SSE0
 
 
 def grid_start(code: int, h: np.ndarray, uniform: bool, ua: np.ndarray, uv: np.ndarray, Y: np.ndarray,
-               lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+               lo: np.ndarray, hi: np.ndarray, *, refine: bool = True
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Grid starts (kernel units, clipped to [lo, hi]) and their SSEs for every row of Y.
 
     ``ua``, ``uv``: (T,) inputs shared by all rows (mM); ``h`` frame intervals (min).
@@ -499,7 +502,8 @@ def grid_start(code: int, h: np.ndarray, uniform: bool, ua: np.ndarray, uv: np.n
     the refined starts before clipping (so ``min(SSE0, SSE1)`` is what the model reaches
     without the bounds, where the refinement found that basin's minimum). 2CUM and dual-input
     1C: the best grid point (P1 NaN, SSE1 inf). Unbounded conversions (ve of a K- = 0 pair,
-    ...) are clipped to the bound.
+    ...) are clipped to the bound. ``refine`` False: the grid's best point alone for every
+    model (its SSE at the point the two linear parameters solve; the delay search's grid).
     """
     T = ua.shape[0]
     ks = _RATES
@@ -525,7 +529,8 @@ def grid_start(code: int, h: np.ndarray, uniform: bool, ua: np.ndarray, uv: np.n
     SSE1 = np.empty(n)
     ua = np.ascontiguousarray(ua)
     uv = np.ascontiguousarray(uv)
-    _blocks(n, lambda a, b: _grid_impl(code, Y[a:b], ua, uv, h, uniform, ks, Fa, Fv, G, _FA, _REFINE.get(code, 0), P0[a:b],
+    n_iter = _REFINE.get(code, 0) if refine else 0
+    _blocks(n, lambda a, b: _grid_impl(code, Y[a:b], ua, uv, h, uniform, ks, Fa, Fv, G, _FA, n_iter, P0[a:b],
                                        SSE0[a:b], P1[a:b], SSE1[a:b]))
     with np.errstate(invalid="ignore"):
         return (np.ascontiguousarray(np.clip(P0, lo, hi)), SSE0, np.ascontiguousarray(np.clip(P1, lo, hi)), SSE1)
