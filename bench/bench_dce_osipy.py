@@ -116,6 +116,9 @@ from theraquant import dce  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "dce"))
 import reference_models as R  # noqa: E402  (sample_params: OSIPI ranges with the hard corners)
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_dce_fit import _mmm, _timed  # noqa: E402  (min / median / max; timed repeats)
+
 # theraquant model name -> osipy model name (None: osipy has no such model)
 OSIPY_NAME = {"etofts": "extended_tofts", "2cxm": "2cxm", "2cum": "2cum",
               "dual_input_1c": None, "dual_input_etofts": None}
@@ -154,22 +157,6 @@ def _source_state(src: Path) -> str:
     except Exception:  # noqa: BLE001
         return "not a git checkout"
     return f"git {head}" + (" + uncommitted edits under src/" if dirty else ", src/ clean")
-
-
-def _mmm(values, fmt: str) -> str:
-    v = np.asarray(values, dtype=float)
-    return " / ".join(format(x, fmt) for x in (v.min(), np.median(v), v.max()))
-
-
-def _timed(fn, repeats: int):
-    """(last result, wall times, CPU times) of ``repeats`` calls."""
-    walls, cpus, res = [], [], None
-    for _ in range(repeats):
-        c0, w0 = time.process_time(), time.perf_counter()
-        res = fn()
-        walls.append(time.perf_counter() - w0)
-        cpus.append(time.process_time() - c0)
-    return res, walls, cpus
 
 
 def _truth(model: str, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -80,6 +80,23 @@ def _nnls2(g11, g12, g22, d1, d2, yy):  # pragma: no cover - numba
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FM)
+def _gram2(u, v, y):  # pragma: no cover - numba
+    """Gram entries of two curves and their products with y: (u.u, u.v, v.v, u.y, v.y)."""
+    uu = 0.0
+    uv = 0.0
+    vv = 0.0
+    uy = 0.0
+    vy = 0.0
+    for i in range(y.shape[0]):
+        uu += u[i] * u[i]
+        uv += u[i] * v[i]
+        vv += v[i] * v[i]
+        uy += u[i] * y[i]
+        vy += v[i] * y[i]
+    return uu, uv, vv, uy, vy
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FM)
 def _ls3(g11, g12, g13, g22, g23, g33, b1, b2, b3, yy):  # pragma: no cover - numba
     """Unconstrained least squares in three columns from the Gram entries and b = B y:
     (sse, x1, x2, x3); sse = inf where the system is singular."""
@@ -120,20 +137,8 @@ def _vp_point(code, th0, th1, y, ua, uv, h, uniform, B, W, r, J):  # pragma: no 
         for i in range(T):
             B[0, i] = a * ua[i] + b * uv[i]
             B[1, i] = a * W[0, i] + b * W[2, i]
-    g11 = 0.0
-    g12 = 0.0
-    g22 = 0.0
-    d1 = 0.0
-    d2 = 0.0
-    yy = 0.0
-    for i in range(T):
-        g11 += B[0, i] * B[0, i]
-        g12 += B[0, i] * B[1, i]
-        g22 += B[1, i] * B[1, i]
-        d1 += B[0, i] * y[i]
-        d2 += B[1, i] * y[i]
-        yy += y[i] * y[i]
-    c1, c2, _ = _nnls2(g11, g12, g22, d1, d2, yy)
+    g11, g12, g22, d1, d2 = _gram2(B[0], B[1], y)
+    c1, c2, _ = _nnls2(g11, g12, g22, d1, d2, 0.0)  # (only the coefficients: |y|^2 cancels)
     sse = 0.0
     for i in range(T):
         r[i] = y[i] - c1 * B[0, i] - c2 * B[1, i]
@@ -227,17 +232,7 @@ def _vp_refine(code, th, lo, hi, y, ua, uv, h, uniform, B, W, r, J, n_iter):  # 
             it += 1
             ntry = 0
             # normal equations at th (the work buffers hold th)
-            a11 = 0.0
-            a12 = 0.0
-            a22 = 0.0
-            q0 = 0.0
-            q1 = 0.0
-            for i in range(T):
-                a11 += J[0, i] * J[0, i]
-                a12 += J[0, i] * J[1, i]
-                a22 += J[1, i] * J[1, i]
-                q0 += J[0, i] * r[i]
-                q1 += J[1, i] * r[i]
+            a11, a12, a22, q0, q1 = _gram2(J[0], J[1], r)
             h0 = (th[0] <= lo[0] and q0 < 0.0) or (th[0] >= hi[0] and q0 > 0.0) or not a11 > 0.0
             h1 = (th[1] <= lo[1] and q1 < 0.0) or (th[1] >= hi[1] and q1 > 0.0) or not a22 > 0.0
             if h0 and h1:
@@ -451,17 +446,7 @@ def _grid_impl(code, Y, ua, uv, h, uniform, ks, Fa, Fv, G, fas, n_iter, P0, SSE0
                         elif (w2 if me == 0 else w1) > 0.0:
                             side = 1.0 if km > kr else -1.0
                         conv_exp(ua, h, uniform, kr, W[0], W[1], True)
-                        gff = 0.0
-                        gfd = 0.0
-                        gdd = 0.0
-                        df = 0.0
-                        dd = 0.0
-                        for t in range(T):
-                            gff += W[0, t] * W[0, t]
-                            gfd += W[0, t] * W[1, t]
-                            gdd += W[1, t] * W[1, t]
-                            df += W[0, t] * y[t]
-                            dd += W[1, t] * y[t]
+                        gff, gfd, gdd, df, dd = _gram2(W[0], W[1], y)
                         for j in range(K):
                             lr = np.log((ks[j] + 1e-3) / (kr + 1e-3))
                             if abs(lr) < _FAR * _STEP or lr * side > 0.0:
