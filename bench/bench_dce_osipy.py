@@ -103,7 +103,6 @@ import datetime as _dt
 import os
 import platform
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -217,7 +216,6 @@ def main() -> None:
     m_os = n if args.osipy_voxels <= 0 else min(args.osipy_voxels, n)
     t = np.arange(60) * 5.0
     ca = dce.aif.parker(t, delay=30.0, hct=0.42)
-    cv = dce.aif.portal_venous(t, ca)
     print(f"data: {n} curves per model x {t.size} frames (5 s), Parker AIF (plasma, Hct 0.42, delay 30 s), "
           f"noise SD 0.02 mM, seed {args.seed}; osipy fits {'all' if m_os == n else f'the first {m_os}'} "
           f"curves; osipy bounds: {args.osipy_bounds}")

@@ -28,7 +28,7 @@ from ..quantities import check_frame_times
 from ._convolve import ModelInputs, forward_kernel, linear_kernel, lm_kernel, row_stats
 from ._kernels import ensure_ready
 from .aif import shift as _aif_shift
-from ._models import MODELS, UNITS, ModelName, ModelSpec, get_model
+from ._models import UNITS, ModelName, ModelSpec, get_model
 from ._starts import GRID_MODELS, grid_start
 
 __all__ = ["FIT_STATUS", "FitResult", "ModelName", "fit", "simulate"]

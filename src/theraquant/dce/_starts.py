@@ -198,7 +198,6 @@ def _vp_refine(code, th, lo, hi, y, ua, uv, h, uniform, B, W, r, J, n_iter):  # 
     One evaluation site (each call site of ``_vp_point`` is another inlined copy to compile):
     every pass evaluates either the start or a trial step, then decides.
     """
-    T = y.shape[0]
     x0 = th[0]
     x1 = th[1]
     sse = np.inf
